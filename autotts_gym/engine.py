@@ -1,0 +1,507 @@
+"""The replay MDP engine: the one place where the semantics of an episode live.
+
+An :class:`Episode` replays one question with one branch order. Branches are numbered
+``0, 1, ...`` in the order they were opened; the ``j``-th opened branch is pool branch
+``order[j]``. The actions are those of the AutoTTS MDP (facts section 2):
+
+* :meth:`Episode.branch` (BRANCH): open the next branch and decode its first interval.
+* :meth:`Episode.continue_branch` (CONTINUE(j)): decode one more interval of branch j.
+* :meth:`Episode.probe` (PROBE(j)): reveal the answer of branch j at its current depth.
+* :meth:`Episode.prune` (PRUNE(j)): deactivate branch j; what it revealed stays.
+* :meth:`Episode.answer` (ANSWER): end the episode with an answer.
+
+Cost accounting (facts section 4). A branch stepped interval by interval is charged
+``Delta`` tokens per step while probe answers remain; the step after its last probe
+reveals the final answer, is charged ``max(0, total - charged so far)`` and finishes the
+branch. A branch read whole (:meth:`Episode.read_whole`) is charged exactly its total.
+The finishing step reveals the final answer without a PROBE. A finished branch leaves
+the active set (nothing is left to decode or probe).
+
+The MDP cost is ``sum of depths + kappa_probe * probes`` in intervals; a budget (given in
+intervals, or in tokens and converted at ``Delta`` tokens per interval) admits BRANCH and
+CONTINUE only while ``cost + 1 <= budget`` and PROBE while ``cost + kappa_probe <=
+budget``. An inadmissible action raises :class:`InvalidAction`.
+
+Composites that match how published controllers are written: :meth:`open_and_probe`,
+:meth:`continue_and_probe`, :meth:`continue_and_probe_many`, :meth:`read_whole`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from autotts_gym.store import QuestionData
+
+ACTIVE, FINISHED, PRUNED = 0, 1, 2
+NO_ANSWER_ID = -1
+
+Aggregator = Callable[["Episode"], int]
+
+
+class InvalidAction(ValueError):
+    """An action that is not admissible in the current state."""
+
+
+@dataclass(frozen=True)
+class EpisodeResult:
+    """What an episode ended with.
+
+    Attributes:
+        question: index of the question in its split.
+        answer: interned answer id (``-1``: no answer).
+        answer_text: the answer string (``""`` for no answer).
+        correct: ``answer == gold``.
+        tokens: total tokens charged to all branches.
+        sequential_tokens: tokens of the longest branch (latency when branches run
+            in parallel).
+        intervals: the MDP cost in intervals (sum of depths, plus kappa_probe x probes).
+        branches_opened: number of branches opened.
+        probes: number of PROBE actions.
+        actions: number of primitive actions, ANSWER included.
+        stop_reason: why the controller answered.
+    """
+
+    question: int
+    answer: int
+    answer_text: str
+    correct: bool
+    tokens: int
+    sequential_tokens: int
+    intervals: float
+    branches_opened: int
+    probes: int
+    actions: int
+    stop_reason: str
+
+
+def default_aggregate(episode: "Episode") -> int:
+    """Majority over revealed final answers (in finishing order, first-seen ties); with
+    none, majority over the latest revealed answers of unpruned branches (opening
+    order); with nothing revealed, no answer (-1)."""
+    from autotts_gym.voting import majority
+
+    finals = episode.finished_answers
+    if finals:
+        return majority(finals)[0]
+    latest = [a for j, a in enumerate(episode.latest_answers) if a >= 0 and episode.status(j) != PRUNED]
+    return majority(latest)[0] if latest else NO_ANSWER_ID
+
+
+class Episode:
+    """One replayed question with a fixed branch order.
+
+    Args:
+        question: the question's data (``Split.question(i)``).
+        order: pool indices in the order new branches are opened; its length bounds
+            how many branches can be opened (use it to subsample the pool).
+        budget_intervals: budget on the MDP cost in intervals (None: unlimited).
+        budget_tokens: budget in tokens, converted to ``floor(budget / Delta)``
+            intervals. Give at most one of the two.
+        kappa_probe: cost of one PROBE in intervals (0 in the paper).
+        aggregate: maps the final state to an answer when :meth:`answer` is called
+            without one; default :func:`default_aggregate`.
+        trace: if True, record one dict per primitive action in :attr:`trace`.
+    """
+
+    __slots__ = (
+        "question",
+        "order",
+        "_pool",
+        "_depth",
+        "_charged",
+        "_status",
+        "_probed_at",
+        "_latest",
+        "_finals",
+        "_finished_order",
+        "_probes",
+        "_n_probes",
+        "_intervals",
+        "_actions",
+        "_budget",
+        "_kappa",
+        "_aggregate",
+        "result",
+        "trace",
+    )
+
+    def __init__(
+        self,
+        question: QuestionData,
+        order: Sequence[int],
+        *,
+        budget_intervals: float | None = None,
+        budget_tokens: float | None = None,
+        kappa_probe: float = 0.0,
+        aggregate: Aggregator | None = None,
+        trace: bool = False,
+    ) -> None:
+        if budget_intervals is not None and budget_tokens is not None:
+            raise ValueError("give budget_intervals or budget_tokens, not both")
+        if budget_tokens is not None:
+            budget_intervals = math.floor(budget_tokens / question.interval_tokens)
+        n = question.num_branches
+        for b in order:
+            if not 0 <= b < n:
+                raise ValueError(f"question {question.index}: branch order names pool branch {b}; the pool has {n}")
+        if len(set(order)) != len(order):
+            raise ValueError(f"question {question.index}: branch order repeats a branch")
+        self.question = question
+        self.order = order
+        self._pool: list[int] = []  # pool index of each opened branch
+        self._depth: list[int] = []
+        self._charged: list[int] = []  # tokens charged to each opened branch
+        self._status: list[int] = []
+        self._probed_at: list[int] = []  # depth of the last PROBE, -1 if none
+        self._latest: list[int] = []  # latest revealed answer, -1 if none
+        self._finals: list[int] = []  # final answers in finishing order
+        self._finished_order: list[int] = []  # branches in finishing order
+        self._probes: list[tuple[int, int, int]] = []  # revealed (branch, depth, answer)
+        self._n_probes = 0
+        self._intervals = 0  # sum of depths
+        self._actions = 0
+        self._budget = budget_intervals
+        self._kappa = kappa_probe
+        self._aggregate = aggregate or default_aggregate
+        self.result: EpisodeResult | None = None
+        self.trace: list[dict[str, Any]] | None = [] if trace else None
+
+    # ================================================================ views
+    @property
+    def done(self) -> bool:
+        """True once ANSWER was taken."""
+        return self.result is not None
+
+    @property
+    def num_opened(self) -> int:
+        """Branches opened so far (m_t)."""
+        return len(self._pool)
+
+    @property
+    def num_available(self) -> int:
+        """Branches that can be opened in all (the length of the order)."""
+        return len(self.order)
+
+    @property
+    def can_branch(self) -> bool:
+        """True if BRANCH is admissible now."""
+        return self.result is None and len(self._pool) < len(self.order) and self._fits(1)
+
+    def depth(self, j: int) -> int:
+        """Intervals decoded on branch j (``num_probes + 1`` once finished step by step)."""
+        return self._depth[j]
+
+    def status(self, j: int) -> int:
+        """``ACTIVE`` (0), ``FINISHED`` (1) or ``PRUNED`` (2)."""
+        return self._status[j]
+
+    def is_active(self, j: int) -> bool:
+        """True if branch j can still be continued, probed or pruned."""
+        return self._status[j] == ACTIVE
+
+    def is_finished(self, j: int) -> bool:
+        """True if branch j reached its end."""
+        return self._status[j] == FINISHED
+
+    def is_pruned(self, j: int) -> bool:
+        """True if branch j was pruned."""
+        return self._status[j] == PRUNED
+
+    def is_probed(self, j: int) -> bool:
+        """True if branch j was probed at its current depth (or is finished)."""
+        return self._probed_at[j] == self._depth[j] or self._status[j] == FINISHED
+
+    def latest_answer(self, j: int) -> int:
+        """Latest revealed answer of branch j (its final answer once finished), -1 if none."""
+        return self._latest[j]
+
+    def final_answer(self, j: int) -> int:
+        """Final answer of branch j if finished, else -1."""
+        return self._latest[j] if self._status[j] == FINISHED else NO_ANSWER_ID
+
+    @property
+    def latest_answers(self) -> list[int]:
+        """Latest revealed answer of every opened branch (read-only copy)."""
+        return list(self._latest)
+
+    @property
+    def active_branches(self) -> list[int]:
+        """Branches that are neither finished nor pruned, in opening order."""
+        return [j for j, s in enumerate(self._status) if s == ACTIVE]
+
+    @property
+    def finished_answers(self) -> list[int]:
+        """Final answers in the order branches finished (the completed pool)."""
+        return list(self._finals)
+
+    @property
+    def finished_branches(self) -> list[int]:
+        """Finished branches in finishing order."""
+        return list(self._finished_order)
+
+    @property
+    def revealed_probes(self) -> list[tuple[int, int, int]]:
+        """Omega_t: every ``(branch, depth, answer)`` revealed by PROBE, in order."""
+        return list(self._probes)
+
+    def probe_confidence(self, j: int, depth: int | None = None) -> float:
+        """The model's confidence in the probe of branch j at ``depth`` (default: the
+        current one), if the store records it and it was revealed; NaN otherwise."""
+        d = self._depth[j] if depth is None else depth
+        conf = self.question.probe_confidence
+        if conf is None or (self._probed_at[j] < d and not any(p[0] == j and p[1] == d for p in self._probes)):
+            return math.nan
+        return conf[self._pool[j]][d]
+
+    @property
+    def tokens(self) -> int:
+        """Tokens charged so far, all branches together."""
+        return sum(self._charged)
+
+    @property
+    def sequential_tokens(self) -> int:
+        """Tokens of the longest branch so far."""
+        return max(self._charged, default=0)
+
+    @property
+    def cost(self) -> float:
+        """The MDP cost in intervals: sum of depths + kappa_probe x probes."""
+        return self._intervals + self._kappa * self._n_probes
+
+    @property
+    def budget(self) -> float | None:
+        """The budget in intervals (None: unlimited)."""
+        return self._budget
+
+    @property
+    def remaining_budget(self) -> float:
+        """Intervals left before the budget binds (inf without budget)."""
+        return math.inf if self._budget is None else self._budget - self.cost
+
+    @property
+    def num_actions(self) -> int:
+        """Primitive actions taken so far."""
+        return self._actions
+
+    def answer_text(self, answer: int) -> str:
+        """The string of an interned answer id (``""`` for -1)."""
+        return self.question.vocab[answer] if answer >= 0 else ""
+
+    # ============================================================== checks
+    def _fits(self, extra: float) -> bool:
+        return self._budget is None or self._intervals + self._kappa * self._n_probes + extra <= self._budget
+
+    def _require_active(self, j: int, action: str) -> None:
+        if self.result is not None:
+            raise InvalidAction(f"question {self.question.index}: {action}({j}) after ANSWER")
+        if not 0 <= j < len(self._pool):
+            raise InvalidAction(
+                f"question {self.question.index}: {action}({j}) names a branch that was not opened "
+                f"({len(self._pool)} opened)"
+            )
+        if self._status[j] != ACTIVE:
+            state = "finished" if self._status[j] == FINISHED else "pruned"
+            raise InvalidAction(f"question {self.question.index}: {action}({j}) on a {state} branch")
+
+    def _require_open(self, action: str) -> None:
+        if self.result is not None:
+            raise InvalidAction(f"question {self.question.index}: {action} after ANSWER")
+        if len(self._pool) >= len(self.order):
+            raise InvalidAction(f"question {self.question.index}: {action}: all {len(self.order)} branches are open")
+
+    def _require_budget(self, extra: float, action: str) -> None:
+        if not self._fits(extra):
+            raise InvalidAction(
+                f"question {self.question.index}: {action} exceeds the budget "
+                f"(cost {self.cost:g} + {extra:g} > {self._budget:g} intervals)"
+            )
+
+    def _record(self, action: str, j: int, answer: int) -> None:
+        self.trace.append(
+            {
+                "action": action,
+                "branch": j,
+                "depth": self._depth[j] if j >= 0 else 0,
+                "answer": answer,
+                "tokens": sum(self._charged),
+            }
+        )
+
+    # ============================================================= actions
+    def branch(self) -> int:
+        """BRANCH: open the next branch of the order and decode its first interval.
+
+        Returns the new branch's number. A branch with no probe answers finishes on this
+        step, revealing its final answer.
+        """
+        self._require_open("BRANCH")
+        self._require_budget(1, "BRANCH")
+        j = len(self._pool)
+        b = self.order[j]
+        q = self.question
+        self._pool.append(b)
+        self._depth.append(1)
+        self._charged.append(q.tokens_at[b][1])
+        self._probed_at.append(-1)
+        self._intervals += 1
+        self._actions += 1
+        if q.num_probes[b] == 0:
+            answer = q.final_answer[b]
+            self._status.append(FINISHED)
+            self._latest.append(answer)
+            self._finals.append(answer)
+            self._finished_order.append(j)
+        else:
+            self._status.append(ACTIVE)
+            self._latest.append(NO_ANSWER_ID)
+        if self.trace is not None:
+            self._record("BRANCH", j, self._latest[j])
+        return j
+
+    def continue_branch(self, j: int) -> int:
+        """CONTINUE(j): decode one more interval of branch j.
+
+        Returns the final answer if this step finished the branch, else -1 (the probe
+        answer at the new depth stays hidden until PROBE).
+        """
+        self._require_active(j, "CONTINUE")
+        self._require_budget(1, "CONTINUE")
+        return self._advance(j)
+
+    def _advance(self, j: int) -> int:
+        # Unchecked CONTINUE: j is active and the budget admits it.
+        b = self._pool[j]
+        q = self.question
+        d = self._depth[j] + 1
+        self._depth[j] = d
+        self._charged[j] = q.tokens_at[b][d]
+        self._intervals += 1
+        self._actions += 1
+        answer = NO_ANSWER_ID
+        if d > q.num_probes[b]:
+            answer = q.final_answer[b]
+            self._status[j] = FINISHED
+            self._latest[j] = answer
+            self._finals.append(answer)
+            self._finished_order.append(j)
+        if self.trace is not None:
+            self._record("CONTINUE", j, answer)
+        return answer
+
+    def probe(self, j: int) -> int:
+        """PROBE(j): reveal the answer branch j would give at its current depth."""
+        self._require_active(j, "PROBE")
+        d = self._depth[j]
+        if self._probed_at[j] == d:
+            raise InvalidAction(f"question {self.question.index}: PROBE({j}) twice at depth {d}")
+        self._require_budget(self._kappa, "PROBE")
+        return self._probe(j, d)
+
+    def _probe(self, j: int, d: int) -> int:
+        answer = self.question.answer_at[self._pool[j]][d]
+        self._probed_at[j] = d
+        self._latest[j] = answer
+        self._probes.append((j, d, answer))
+        self._n_probes += 1
+        self._actions += 1
+        if self.trace is not None:
+            self._record("PROBE", j, answer)
+        return answer
+
+    def prune(self, j: int) -> None:
+        """PRUNE(j): deactivate branch j. Its depth and revealed answers stay."""
+        self._require_active(j, "PRUNE")
+        self._status[j] = PRUNED
+        self._actions += 1
+        if self.trace is not None:
+            self._record("PRUNE", j, self._latest[j])
+
+    def answer(self, answer: int | None = None, reason: str = "answer") -> EpisodeResult:
+        """ANSWER: end the episode.
+
+        Args:
+            answer: an interned answer id; None applies the episode's aggregation rule.
+            reason: why the controller stops (kept in the result).
+        """
+        if self.result is not None:
+            raise InvalidAction(f"question {self.question.index}: ANSWER twice")
+        if answer is None:
+            answer = self._aggregate(self)
+        q = self.question
+        if not -1 <= answer < len(q.vocab):
+            raise InvalidAction(f"question {q.index}: ANSWER({answer}) is not an answer id of this question")
+        self._actions += 1
+        if self.trace is not None:
+            self._record("ANSWER", -1, answer)
+        self.result = EpisodeResult(
+            question=q.index,
+            answer=answer,
+            answer_text=q.vocab[answer] if answer >= 0 else "",
+            correct=answer >= 0 and answer == q.gold_id,
+            tokens=sum(self._charged),
+            sequential_tokens=max(self._charged, default=0),
+            intervals=self.cost,
+            branches_opened=len(self._pool),
+            probes=self._n_probes,
+            actions=self._actions,
+            stop_reason=reason,
+        )
+        return self.result
+
+    # ========================================================== composites
+    def open_and_probe(self) -> tuple[int, int]:
+        """BRANCH, then PROBE the new branch (unless it finished at once).
+
+        Returns ``(branch, answer)``.
+        """
+        j = self.branch()
+        if self._status[j] == FINISHED:
+            return j, self._latest[j]
+        self._require_budget(self._kappa, "PROBE")
+        return j, self._probe(j, 1)
+
+    def continue_and_probe(self, j: int) -> int:
+        """CONTINUE(j), then PROBE(j) unless the step finished the branch.
+
+        Returns the revealed answer (the final answer if the branch finished).
+        """
+        self._require_active(j, "CONTINUE")
+        self._require_budget(1 + self._kappa, "CONTINUE+PROBE")
+        final = self._advance(j)
+        if final != NO_ANSWER_ID or self._status[j] == FINISHED:
+            return final
+        return self._probe(j, self._depth[j])
+
+    def continue_and_probe_many(self, branches: Sequence[int]) -> list[int]:
+        """:meth:`continue_and_probe` on each branch in turn; the revealed answers."""
+        cap = self.continue_and_probe
+        return [cap(j) for j in branches]
+
+    def read_whole(self) -> tuple[int, int]:
+        """Open the next branch and read it to its end in one go, charged exactly its
+        total tokens (the full-read baselines). Returns ``(branch, final answer)``.
+
+        Under a budget the whole read must fit: it counts ``num_probes + 1`` intervals.
+        """
+        self._require_open("READ_WHOLE")
+        j = len(self._pool)
+        b = self.order[j]
+        q = self.question
+        steps = q.num_probes[b] + 1
+        self._require_budget(steps, "READ_WHOLE")
+        answer = q.final_answer[b]
+        self._pool.append(b)
+        self._depth.append(steps)
+        self._charged.append(q.total_tokens[b])
+        self._status.append(FINISHED)
+        self._probed_at.append(-1)
+        self._latest.append(answer)
+        self._finals.append(answer)
+        self._finished_order.append(j)
+        self._intervals += steps
+        self._actions += 1
+        if self.trace is not None:
+            self._record("READ_WHOLE", j, answer)
+        return j, answer

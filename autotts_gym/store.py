@@ -1,0 +1,646 @@
+"""The replay store: immutable, columnar reasoning trajectories of one or more splits.
+
+A *split* is one (model, benchmark) pair: for every question, a pool of branches
+(trajectories), each with the answers read at every interval boundary (the probes),
+its total length in tokens and its final answer.
+
+On disk a store is a folder::
+
+    STORE/manifest.json                          format, version and one entry per split
+    STORE/<model>/<benchmark>/questions.parquet  question_index, question, gold_answer
+    STORE/<model>/<benchmark>/branches.parquet   question_index, branch_index,
+                                                 probe_answers (list<string>),
+                                                 total_tokens (int64), final_answer,
+                                                 [probe_confidence (list<float32>)]
+
+Both files are plain Parquet: pandas, DuckDB or Polars read them directly. In memory,
+answers are interned to small integers *per question* (``QuestionData.vocab``) and token
+counts are integer arrays; the engine reads a question through :meth:`Split.question`,
+which builds (and caches) the Python lists its hot path indexes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+FORMAT_NAME = "autotts-store"
+FORMAT_VERSION = 1
+NO_ANSWER = "ERR"
+
+
+class StoreError(ValueError):
+    """A store or source file is malformed; the message names file, question and field."""
+
+
+@dataclass(frozen=True)
+class SplitInfo:
+    """Metadata of one split.
+
+    Attributes:
+        model: name of the model that produced the trajectories.
+        benchmark: name of the question set.
+        interval_tokens: Delta, the number of tokens between two probes.
+        sampling: sampling settings of the collection (temperature, max tokens, ...).
+        source: where the data came from (a file, a collection run, a generator).
+        no_answer: the answer string that marks an unparseable answer (``"ERR"``).
+        extra: any further metadata (collection settings, calibration, ...).
+    """
+
+    model: str
+    benchmark: str
+    interval_tokens: int = 500
+    sampling: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    no_answer: str = NO_ANSWER
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """``model/benchmark``, the split's name on the command line."""
+        return f"{self.model}/{self.benchmark}"
+
+
+@dataclass(frozen=True)
+class QuestionData:
+    """One question of a split, laid out for the engine's hot path.
+
+    Branch ``b`` has ``num_probes[b] = P`` probe answers. Its *depth* counts decoded
+    intervals: depth ``k`` in ``1..P`` ends on probe ``k``; depth ``P + 1`` is the
+    finishing step, which reveals the final answer. So ``answer_at[b][k]`` is the probe
+    answer at depth ``k`` (index 0 is unused) and ``answer_at[b][P + 1]`` the final
+    answer; ``tokens_at[b][k]`` is the cost charged to the branch once it reached depth
+    ``k`` step by step: ``k * Delta`` up to ``P``, then ``max(total, P * Delta)``.
+
+    Attributes:
+        index: position of the question in its split.
+        text: the question.
+        gold: the gold answer string.
+        gold_id: interned id of the gold answer, ``-1`` if no branch ever gave it.
+        vocab: id -> answer string.
+        no_answer_id: id of the no-answer string (``ERR``), ``-1`` if absent.
+        interval_tokens: Delta.
+        num_probes, total_tokens, final_answer: per branch.
+        answer_at, tokens_at: per branch, indexed by depth (see above).
+        probe_confidence: per branch, per probe depth ``k`` (index ``k``) the model's
+            confidence in the probed answer, or ``None`` when the split has none.
+    """
+
+    index: int
+    text: str
+    gold: str
+    gold_id: int
+    vocab: tuple[str, ...]
+    no_answer_id: int
+    interval_tokens: int
+    num_probes: tuple[int, ...]
+    total_tokens: tuple[int, ...]
+    final_answer: tuple[int, ...]
+    answer_at: tuple[tuple[int, ...], ...]
+    tokens_at: tuple[tuple[int, ...], ...]
+    probe_confidence: tuple[tuple[float, ...], ...] | None = None
+
+    @property
+    def num_branches(self) -> int:
+        """Size of the branch pool."""
+        return len(self.num_probes)
+
+
+class Split:
+    """One (model, benchmark) split in columnar form; immutable after construction.
+
+    Args:
+        info: the split's metadata.
+        questions: question texts.
+        gold_answers: gold answer strings.
+        branch_offsets: ``int64[num_questions + 1]``, question q owns branches
+            ``branch_offsets[q]:branch_offsets[q + 1]``.
+        probe_offsets: ``int64[num_branches + 1]``, branch b owns probes
+            ``probe_offsets[b]:probe_offsets[b + 1]``.
+        probe_ids: ``int32[num_probes]``, answer ids interned per question.
+        final_ids: ``int32[num_branches]``, interned per question.
+        total_tokens: ``int64[num_branches]``.
+        vocabs: per question, id -> answer string.
+        probe_confidence: optional ``float32[num_probes]`` (NaN where unknown).
+    """
+
+    def __init__(
+        self,
+        info: SplitInfo,
+        questions: Sequence[str],
+        gold_answers: Sequence[str],
+        branch_offsets: np.ndarray,
+        probe_offsets: np.ndarray,
+        probe_ids: np.ndarray,
+        final_ids: np.ndarray,
+        total_tokens: np.ndarray,
+        vocabs: Sequence[Sequence[str]],
+        probe_confidence: np.ndarray | None = None,
+    ) -> None:
+        self.info = info
+        self.questions = tuple(questions)
+        self.gold_answers = tuple(gold_answers)
+        self.branch_offsets = _frozen(branch_offsets, np.int64)
+        self.probe_offsets = _frozen(probe_offsets, np.int64)
+        self.probe_ids = _frozen(probe_ids, np.int32)
+        self.final_ids = _frozen(final_ids, np.int32)
+        self.total_tokens = _frozen(total_tokens, np.int64)
+        self.vocabs = tuple(tuple(v) for v in vocabs)
+        self.probe_confidence = (
+            None if probe_confidence is None else _frozen(probe_confidence, np.float32)
+        )
+        self._cache: OrderedDict[int, QuestionData] = OrderedDict()
+        self._cache_size = 1024
+        self._check_shapes()
+
+    # ----------------------------------------------------------------- shape
+    def _check_shapes(self) -> None:
+        nq = len(self.questions)
+        if len(self.gold_answers) != nq or len(self.vocabs) != nq:
+            raise StoreError(f"split {self.info.name}: questions, gold answers and vocabularies differ in length")
+        if len(self.branch_offsets) != nq + 1 or self.branch_offsets[0] != 0:
+            raise StoreError(f"split {self.info.name}: branch_offsets must have num_questions + 1 entries from 0")
+        nb = int(self.branch_offsets[-1])
+        if len(self.final_ids) != nb or len(self.total_tokens) != nb or len(self.probe_offsets) != nb + 1:
+            raise StoreError(f"split {self.info.name}: per-branch arrays do not match branch_offsets")
+        if int(self.probe_offsets[-1]) != len(self.probe_ids):
+            raise StoreError(f"split {self.info.name}: probe_offsets do not match probe_ids")
+        if self.probe_confidence is not None and len(self.probe_confidence) != len(self.probe_ids):
+            raise StoreError(f"split {self.info.name}: probe_confidence does not match probe_ids")
+
+    # ----------------------------------------------------------------- views
+    @property
+    def name(self) -> str:
+        """``model/benchmark``."""
+        return self.info.name
+
+    @property
+    def num_questions(self) -> int:
+        """Number of questions."""
+        return len(self.questions)
+
+    def num_branches(self, question: int) -> int:
+        """Size of the branch pool of ``question``."""
+        return int(self.branch_offsets[question + 1] - self.branch_offsets[question])
+
+    def question(self, index: int) -> QuestionData:
+        """The engine's view of question ``index`` (built once, then cached)."""
+        cached = self._cache.get(index)
+        if cached is not None:
+            self._cache.move_to_end(index)
+            return cached
+        if not 0 <= index < self.num_questions:
+            raise IndexError(f"split {self.name} has {self.num_questions} questions; question {index} does not exist")
+        data = self._build_question(index)
+        self._cache[index] = data
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return data
+
+    def _build_question(self, q: int) -> QuestionData:
+        delta = self.info.interval_tokens
+        b0, b1 = int(self.branch_offsets[q]), int(self.branch_offsets[q + 1])
+        offsets = self.probe_offsets[b0 : b1 + 1].tolist()
+        probes = self.probe_ids[offsets[0] : offsets[-1]].tolist()
+        finals = self.final_ids[b0:b1].tolist()
+        totals = self.total_tokens[b0:b1].tolist()
+        conf = None
+        if self.probe_confidence is not None:
+            conf_flat = self.probe_confidence[offsets[0] : offsets[-1]].tolist()
+        answer_at, tokens_at, num_probes, confs = [], [], [], []
+        base = offsets[0]
+        for i in range(b1 - b0):
+            lo, hi = offsets[i] - base, offsets[i + 1] - base
+            p = hi - lo
+            num_probes.append(p)
+            answer_at.append((-1, *probes[lo:hi], finals[i]))
+            tokens_at.append((*range(0, (p + 1) * delta, delta), max(totals[i], p * delta)))
+            if self.probe_confidence is not None:
+                confs.append((float("nan"), *conf_flat[lo:hi], float("nan")))
+        vocab = self.vocabs[q]
+        index_of = {a: i for i, a in enumerate(vocab)}
+        if self.probe_confidence is not None:
+            conf = tuple(confs)
+        return QuestionData(
+            index=q,
+            text=self.questions[q],
+            gold=self.gold_answers[q],
+            gold_id=index_of.get(self.gold_answers[q], -1),
+            vocab=vocab,
+            no_answer_id=index_of.get(self.info.no_answer, -1),
+            interval_tokens=delta,
+            num_probes=tuple(num_probes),
+            total_tokens=tuple(totals),
+            final_answer=tuple(finals),
+            answer_at=tuple(answer_at),
+            tokens_at=tuple(tokens_at),
+            probe_confidence=conf,
+        )
+
+    def branch_answers(self, question: int, branch: int) -> tuple[list[str], int, str]:
+        """``(probe_answers, total_tokens, final_answer)`` of one branch, as strings."""
+        b = int(self.branch_offsets[question]) + branch
+        vocab = self.vocabs[question]
+        lo, hi = int(self.probe_offsets[b]), int(self.probe_offsets[b + 1])
+        probes = [vocab[i] for i in self.probe_ids[lo:hi].tolist()]
+        return probes, int(self.total_tokens[b]), vocab[int(self.final_ids[b])]
+
+    def summary(self) -> dict[str, Any]:
+        """Counts and token statistics, as ``autotts info`` prints them."""
+        sizes = np.diff(self.branch_offsets)
+        probes = np.diff(self.probe_offsets)
+        tokens = self.total_tokens
+        gold_hits = 0
+        for q in range(self.num_questions):
+            b0, b1 = self.branch_offsets[q], self.branch_offsets[q + 1]
+            vocab = self.vocabs[q]
+            finals = self.final_ids[b0:b1]
+            gold = self.gold_answers[q]
+            gold_hits += sum(1 for f in finals.tolist() if vocab[f] == gold)
+        nb = int(self.branch_offsets[-1])
+        no_answer_probes = 0
+        for q in range(self.num_questions):
+            if self.info.no_answer in self.vocabs[q]:
+                nid = self.vocabs[q].index(self.info.no_answer)
+                lo = int(self.probe_offsets[self.branch_offsets[q]])
+                hi = int(self.probe_offsets[self.branch_offsets[q + 1]])
+                no_answer_probes += int(np.count_nonzero(self.probe_ids[lo:hi] == nid))
+        return {
+            "model": self.info.model,
+            "benchmark": self.info.benchmark,
+            "questions": self.num_questions,
+            "branches": nb,
+            "branches_per_question": [int(sizes.min()), int(sizes.max())] if len(sizes) else [0, 0],
+            "interval_tokens": self.info.interval_tokens,
+            "probes": int(len(self.probe_ids)),
+            "tokens_mean": float(tokens.mean()) if nb else 0.0,
+            "tokens_median": float(np.median(tokens)) if nb else 0.0,
+            "tokens_p90": float(np.percentile(tokens, 90)) if nb else 0.0,
+            "tokens_max": int(tokens.max()) if nb else 0,
+            "probes_per_branch_mean": float(probes.mean()) if nb else 0.0,
+            "branch_accuracy": gold_hits / nb if nb else 0.0,
+            "no_answer_probe_rate": no_answer_probes / max(1, len(self.probe_ids)),
+            "has_probe_confidence": self.probe_confidence is not None,
+            "source": self.info.source,
+            "sampling": self.info.sampling,
+        }
+
+    # ----------------------------------------------------------------- build
+    @classmethod
+    def from_lists(
+        cls,
+        info: SplitInfo,
+        questions: Sequence[str],
+        gold_answers: Sequence[str],
+        branches: Sequence[Sequence[tuple[Sequence[str], int, str]]],
+        probe_confidence: Sequence[Sequence[Sequence[float]]] | None = None,
+    ) -> "Split":
+        """Build a split from plain Python lists.
+
+        ``branches[q]`` is the list of ``(probe_answers, total_tokens, final_answer)``
+        triples of question ``q``; ``probe_confidence[q][b]`` (optional) has one float
+        per probe answer of that branch.
+        """
+        branch_offsets = [0]
+        probe_offsets = [0]
+        probe_ids: list[int] = []
+        final_ids: list[int] = []
+        totals: list[int] = []
+        confs: list[float] = []
+        vocabs = []
+        for q, pool in enumerate(branches):
+            index_of: dict[str, int] = {}
+            intern = index_of.setdefault
+            for b, (probe_answers, total, final) in enumerate(pool):
+                probe_ids.extend(intern(a, len(index_of)) for a in probe_answers)
+                final_ids.append(intern(final, len(index_of)))
+                totals.append(int(total))
+                probe_offsets.append(len(probe_ids))
+                if probe_confidence is not None:
+                    values = list(probe_confidence[q][b])
+                    if len(values) != len(probe_answers):
+                        raise StoreError(
+                            f"split {info.name}: question {q}, branch {b}: probe_confidence has "
+                            f"{len(values)} values for {len(probe_answers)} probe answers"
+                        )
+                    confs.extend(values)
+            branch_offsets.append(len(totals))
+            vocabs.append(tuple(index_of))
+        return cls(
+            info,
+            questions,
+            gold_answers,
+            np.asarray(branch_offsets),
+            np.asarray(probe_offsets),
+            np.asarray(probe_ids, dtype=np.int32),
+            np.asarray(final_ids, dtype=np.int32),
+            np.asarray(totals, dtype=np.int64),
+            vocabs,
+            None if probe_confidence is None else np.asarray(confs, dtype=np.float32),
+        )
+
+
+def _frozen(array: Any, dtype: Any) -> np.ndarray:
+    out = np.ascontiguousarray(array, dtype=dtype)
+    out.setflags(write=False)
+    return out
+
+
+class Store:
+    """A collection of splits. Load with :func:`load_store` or :meth:`Store.load`."""
+
+    def __init__(self, splits: Sequence[Split], path: str | None = None) -> None:
+        names = [s.name for s in splits]
+        if len(set(names)) != len(names):
+            raise StoreError(f"store has duplicate splits: {sorted(names)}")
+        if not splits:
+            raise StoreError("a store needs at least one split")
+        self.splits: tuple[Split, ...] = tuple(splits)
+        self.path = path
+
+    def __iter__(self) -> Iterator[Split]:
+        return iter(self.splits)
+
+    def __len__(self) -> int:
+        return len(self.splits)
+
+    @property
+    def models(self) -> list[str]:
+        """Models in first-seen order."""
+        return list(dict.fromkeys(s.info.model for s in self.splits))
+
+    @property
+    def benchmarks(self) -> list[str]:
+        """Benchmarks in first-seen order."""
+        return list(dict.fromkeys(s.info.benchmark for s in self.splits))
+
+    def split(self, name: str | None = None, *, model: str | None = None, benchmark: str | None = None) -> Split:
+        """One split by ``"model/benchmark"`` name, or by model and/or benchmark.
+
+        With no argument the store must hold exactly one split.
+        """
+        if name is not None:
+            model, _, benchmark = name.rpartition("/") if "/" in name else (None, "", name)
+            model = model or None
+        found = [
+            s
+            for s in self.splits
+            if (model is None or s.info.model == model) and (benchmark is None or s.info.benchmark == benchmark)
+        ]
+        if len(found) != 1:
+            what = name or f"model={model} benchmark={benchmark}"
+            raise KeyError(
+                f"{what!r} matches {len(found)} splits of store {self.path or '<memory>'}; "
+                f"it holds: {', '.join(s.name for s in self.splits)}"
+            )
+        return found[0]
+
+    def select(self, names: Sequence[str] | None) -> list[Split]:
+        """The splits named (``model/benchmark``, ``model/*`` or ``*/benchmark``); all for None."""
+        if not names:
+            return list(self.splits)
+        out: list[Split] = []
+        for name in names:
+            model, _, bench = name.partition("/") if "/" in name else ("*", "", name)
+            matched = [
+                s
+                for s in self.splits
+                if model in ("*", s.info.model) and bench in ("*", s.info.benchmark)
+            ]
+            if not matched:
+                raise KeyError(f"no split matches {name!r}; the store holds: {', '.join(s.name for s in self.splits)}")
+            out.extend(s for s in matched if s not in out)
+        return out
+
+    # ----------------------------------------------------------------- disk
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Write the store to the folder ``path`` atomically (temporary folder, then rename)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        target = Path(path)
+        if target.exists() and not overwrite:
+            raise FileExistsError(f"{target} exists; pass overwrite=True (--overwrite) to replace it")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            entries = []
+            for split in self.splits:
+                rel = Path(_safe_name(split.info.model)) / _safe_name(split.info.benchmark)
+                folder = tmp / rel
+                folder.mkdir(parents=True)
+                qtable = pa.table(
+                    {
+                        "question_index": pa.array(np.arange(split.num_questions), pa.int32()),
+                        "question": pa.array(split.questions, pa.string()),
+                        "gold_answer": pa.array(split.gold_answers, pa.string()),
+                    }
+                )
+                pq.write_table(qtable, folder / "questions.parquet")
+                pq.write_table(_branches_table(split), folder / "branches.parquet")
+                entries.append(
+                    {
+                        "model": split.info.model,
+                        "benchmark": split.info.benchmark,
+                        "path": rel.as_posix(),
+                        "interval_tokens": split.info.interval_tokens,
+                        "sampling": split.info.sampling,
+                        "source": split.info.source,
+                        "no_answer": split.info.no_answer,
+                        "extra": split.info.extra,
+                        "num_questions": split.num_questions,
+                        "num_branches": int(split.branch_offsets[-1]),
+                        "has_probe_confidence": split.probe_confidence is not None,
+                    }
+                )
+            manifest = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "splits": entries}
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+            if target.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+                os.replace(target, old / "store")
+                os.replace(tmp, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.path = str(target)
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Store":
+        """Read a store folder written by :meth:`save`."""
+        folder = Path(path)
+        manifest_path = folder / "manifest.json"
+        if not manifest_path.is_file():
+            raise StoreError(f"{folder}: not a store (no manifest.json)")
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except json.JSONDecodeError as err:
+            raise StoreError(f"{manifest_path}: malformed JSON: {err}") from None
+        if manifest.get("format") != FORMAT_NAME:
+            raise StoreError(f"{manifest_path}: field 'format' is {manifest.get('format')!r}, expected {FORMAT_NAME!r}")
+        if manifest.get("version") != FORMAT_VERSION:
+            raise StoreError(f"{manifest_path}: unsupported store version {manifest.get('version')!r}")
+        splits = []
+        for i, entry in enumerate(manifest.get("splits", [])):
+            for key in ("model", "benchmark", "path", "interval_tokens"):
+                if key not in entry:
+                    raise StoreError(f"{manifest_path}: splits[{i}] lacks field {key!r}")
+            info = SplitInfo(
+                model=entry["model"],
+                benchmark=entry["benchmark"],
+                interval_tokens=int(entry["interval_tokens"]),
+                sampling=entry.get("sampling", {}),
+                source=entry.get("source", ""),
+                no_answer=entry.get("no_answer", NO_ANSWER),
+                extra=entry.get("extra", {}),
+            )
+            splits.append(_read_split(folder / entry["path"], info))
+        return cls(splits, path=str(folder))
+
+
+def _safe_name(name: str) -> str:
+    bad = set('/\\:*?"<>|') | {"\0"}
+    cleaned = "".join("_" if c in bad else c for c in name).strip(". ")
+    return cleaned or "_"
+
+
+def _branches_table(split: Split):  # -> pa.Table
+    import pyarrow as pa
+
+    nb = int(split.branch_offsets[-1])
+    question_of = np.repeat(np.arange(split.num_questions, dtype=np.int32), np.diff(split.branch_offsets))
+    branch_index = (np.arange(nb) - np.repeat(split.branch_offsets[:-1], np.diff(split.branch_offsets))).astype(np.int32)
+    # Answers are written as strings (readable by any tool); per-question ids -> strings.
+    probe_strings: list[str] = []
+    final_strings: list[str] = []
+    for q in range(split.num_questions):
+        vocab = split.vocabs[q]
+        b0, b1 = int(split.branch_offsets[q]), int(split.branch_offsets[q + 1])
+        lo, hi = int(split.probe_offsets[b0]), int(split.probe_offsets[b1])
+        probe_strings.extend(vocab[i] for i in split.probe_ids[lo:hi].tolist())
+        final_strings.extend(vocab[i] for i in split.final_ids[b0:b1].tolist())
+    offsets = pa.array(split.probe_offsets.astype(np.int32), pa.int32())
+    columns = {
+        "question_index": pa.array(question_of, pa.int32()),
+        "branch_index": pa.array(branch_index, pa.int32()),
+        "probe_answers": pa.ListArray.from_arrays(offsets, pa.array(probe_strings, pa.string()).dictionary_encode()),
+        "total_tokens": pa.array(split.total_tokens, pa.int64()),
+        "final_answer": pa.array(final_strings, pa.string()).dictionary_encode(),
+    }
+    if split.probe_confidence is not None:
+        columns["probe_confidence"] = pa.ListArray.from_arrays(offsets, pa.array(split.probe_confidence, pa.float32()))
+    return pa.table(columns)
+
+
+def _read_split(folder: Path, info: SplitInfo) -> Split:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    qpath, bpath = folder / "questions.parquet", folder / "branches.parquet"
+    for p in (qpath, bpath):
+        if not p.is_file():
+            raise StoreError(f"{p}: missing file of split {info.name}")
+    try:
+        qtable = pq.read_table(qpath)
+        btable = pq.read_table(bpath)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise StoreError(f"{folder}: unreadable Parquet: {err}") from None
+    for name in ("question", "gold_answer"):
+        if name not in qtable.column_names:
+            raise StoreError(f"{qpath}: missing column {name!r}")
+    for name in ("question_index", "probe_answers", "total_tokens", "final_answer"):
+        if name not in btable.column_names:
+            raise StoreError(f"{bpath}: missing column {name!r}")
+    questions = qtable.column("question").to_pylist()
+    golds = qtable.column("gold_answer").to_pylist()
+    qidx = btable.column("question_index").to_numpy()
+    if len(qidx) and np.any(np.diff(qidx) < 0):
+        raise StoreError(f"{bpath}: rows must be sorted by question_index")
+    counts = np.bincount(qidx, minlength=len(questions)) if len(qidx) else np.zeros(len(questions), np.int64)
+    if len(counts) != len(questions):
+        raise StoreError(f"{bpath}: question_index refers to questions missing from {qpath}")
+    branch_offsets = np.concatenate([[0], np.cumsum(counts)])
+
+    probes = btable.column("probe_answers").combine_chunks()
+    probe_offsets = probes.offsets.to_numpy().astype(np.int64)
+    probe_offsets = probe_offsets - probe_offsets[0]
+    flat = probes.flatten()
+    finals = btable.column("final_answer").combine_chunks()
+    # Intern answers: one global dictionary for the split, then per question a small
+    # vocabulary (ids are per question so that a vote array stays tiny).
+    all_strings = pa.concat_arrays([_as_plain_strings(flat), _as_plain_strings(finals)])
+    encoded = all_strings.dictionary_encode()
+    global_ids = encoded.indices.to_numpy(zero_copy_only=False)
+    dictionary = encoded.dictionary.to_pylist()
+    n_probe = len(flat)
+    g_probe, g_final = global_ids[:n_probe], global_ids[n_probe:]
+    probe_ids = np.empty(n_probe, np.int32)
+    final_ids = np.empty(len(g_final), np.int32)
+    vocabs = []
+    for q in range(len(questions)):
+        b0, b1 = branch_offsets[q], branch_offsets[q + 1]
+        lo, hi = probe_offsets[b0], probe_offsets[b1]
+        ids = np.concatenate([g_probe[lo:hi], g_final[b0:b1]])
+        uniq, inverse = np.unique(ids, return_inverse=True)
+        probe_ids[lo:hi] = inverse[: hi - lo]
+        final_ids[b0:b1] = inverse[hi - lo :]
+        vocabs.append(tuple(dictionary[g] for g in uniq.tolist()))
+    conf = None
+    if "probe_confidence" in btable.column_names:
+        conf = btable.column("probe_confidence").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        conf = np.nan_to_num(conf.astype(np.float32), nan=np.nan)
+    return Split(
+        info,
+        questions,
+        golds,
+        branch_offsets,
+        probe_offsets,
+        probe_ids,
+        final_ids,
+        btable.column("total_tokens").to_numpy(),
+        vocabs,
+        conf,
+    )
+
+
+def _as_plain_strings(array):  # -> pa.Array
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(array.type):
+        return array.dictionary_decode()
+    return array.cast(pa.string())
+
+
+def load_store(source: "str | os.PathLike | Store | None" = None) -> Store:
+    """Open a store from whatever the user points at.
+
+    Args:
+        source: ``None`` or ``"default"`` for the embedded synthetic store; a store
+            folder (with ``manifest.json``); a release-format JSON file or a folder of
+            ``<model>/<benchmark>.json`` files (imported in memory); or a Store.
+    """
+    if isinstance(source, Store):
+        return source
+    if source is None or str(source) == "default":
+        from autotts_gym.synthetic import default_store
+
+        return default_store()
+    path = Path(source)
+    if (path / "manifest.json").is_file():
+        return Store.load(path)
+    if path.is_file() and path.suffix == ".json" or path.is_dir():
+        from autotts_gym.release import import_release
+
+        return import_release([path])
+    raise StoreError(f"{path}: no such store, release JSON file or folder")
