@@ -46,7 +46,7 @@ class Controller:
         raise NotImplementedError("this controller has no beta schedule")
 
     @classmethod
-    def from_beta(cls, beta: float, **overrides: Any) -> "Controller":
+    def from_beta(cls, beta: float, **overrides: Any) -> Controller:
         """The controller of this family at ``beta``; ``overrides`` replace scheduled values."""
         if not 0.0 <= float(beta) <= 1.0:
             raise ValueError(f"beta must lie in [0, 1], got {beta}")

@@ -19,3 +19,9 @@ __all__ = [
     "StoreError",
     "load_store",
 ]
+
+import gymnasium as _gym
+
+# Registered on import, as Gymnasium's own environments are: gym.make("AutoTTS-v0", ...).
+if "AutoTTS-v0" not in _gym.registry:
+    _gym.register(id="AutoTTS-v0", entry_point="autotts_gym.env:AutoTTSEnv")

@@ -29,8 +29,9 @@ Composites that match how published controllers are written: :meth:`open_and_pro
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from autotts_gym.store import QuestionData
 
@@ -76,7 +77,7 @@ class EpisodeResult:
     stop_reason: str
 
 
-def default_aggregate(episode: "Episode") -> int:
+def default_aggregate(episode: Episode) -> int:
     """Majority over revealed final answers (in finishing order, first-seen ties); with
     none, majority over the latest revealed answers of unpruned branches (opening
     order); with nothing revealed, no answer (-1)."""

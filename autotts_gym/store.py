@@ -26,9 +26,10 @@ import os
 import shutil
 import tempfile
 from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -302,7 +303,7 @@ class Split:
         gold_answers: Sequence[str],
         branches: Sequence[Sequence[tuple[Sequence[str], int, str]]],
         probe_confidence: Sequence[Sequence[Sequence[float]]] | None = None,
-    ) -> "Split":
+    ) -> Split:
         """Build a split from plain Python lists.
 
         ``branches[q]`` is the list of ``(probe_answers, total_tokens, final_answer)``
@@ -477,7 +478,7 @@ class Store:
         return target
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "Store":
+    def load(cls, path: str | os.PathLike) -> Store:
         """Read a store folder written by :meth:`save`."""
         folder = Path(path)
         manifest_path = folder / "manifest.json"
@@ -622,7 +623,7 @@ def _as_plain_strings(array):  # -> pa.Array
     return array.cast(pa.string())
 
 
-def load_store(source: "str | os.PathLike | Store | None" = None) -> Store:
+def load_store(source: str | os.PathLike | Store | None = None) -> Store:
     """Open a store from whatever the user points at.
 
     Args:

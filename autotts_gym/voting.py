@@ -8,8 +8,8 @@ given is the tie-break order (finishing order, opening order, reading order).
 from __future__ import annotations
 
 from collections import Counter
-from functools import lru_cache
-from typing import Iterable
+from collections.abc import Iterable
+from functools import cache
 
 NO_ANSWER_ID = -1
 
@@ -38,7 +38,7 @@ def majority(answers: Iterable[int]) -> tuple[int, int, int]:
     return top_two(Counter(answers))
 
 
-@lru_cache(maxsize=None)
+@cache
 def beta_confidence(v1: int, v2: int) -> float:
     """Beta-majority confidence ``1 - BetaCDF(0.5; v1 + 1, v2 + 1)``; 0 with no votes.
 
