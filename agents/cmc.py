@@ -1,0 +1,120 @@
+"""Confidence Momentum Controller (CMC): the controller AutoTTS discovered (facts section 6).
+
+Four mechanisms: trend-based stopping (an EMA of the completed pool's confidence; stop
+only when it is high and not falling), coupled width-depth control (a weak confidence
+trend triggers widening), alignment-aware depth (branches agreeing with the pool winner
+get more intervals per round) and conservative abandonment (only after persistent
+deviation, always keeping two live branches).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from agents.base import Controller, clip01
+from autotts_gym.engine import Episode, EpisodeResult
+from autotts_gym.voting import beta_confidence, majority
+
+
+@dataclass(frozen=True)
+class ConfidenceMomentum(Controller):
+    """CMC; every field comes from :meth:`schedule` (beta 0.5 gives the defaults)."""
+
+    name = "cmc"
+    n_init: int = 5
+    max_branch: int = 34
+    warm_up: int = 6
+    abandon_patience: int = 8
+    t_ema: int = 5
+    alpha: float = 0.5
+    conf_thresh: float = 0.91
+    delta_slack: float = 0.025
+    burst_aligned: int = 2
+    widen_burst: int = 2
+    trend_thresh: float = 0.025
+    min_complete: int = 4
+    max_steps: int = 500
+
+    @staticmethod
+    def schedule(beta: float) -> dict[str, Any]:
+        """The paper's beta parameterisation (round = half to even)."""
+        b = clip01(beta)
+        return {
+            "n_init": max(2, round(2 + 6 * b)),
+            "max_branch": min(64, round(4 + 60 * b)),
+            "warm_up": max(2, round(2 + 8 * b)),
+            "abandon_patience": max(3, round(3 + 9 * b)),
+            "t_ema": max(2, round(2 + 6 * b)),
+            "alpha": 0.70 - 0.40 * b,
+            "conf_thresh": 0.85 + 0.12 * b,
+            "delta_slack": 0.04 - 0.03 * b,
+            "burst_aligned": max(1, round(1 + 2 * b)),
+            "widen_burst": max(1, round(1 + 3 * b)),
+            "trend_thresh": 0.04 - 0.03 * b,
+            "min_complete": max(2, round(2 + 3 * b)),
+        }
+
+    def run(self, episode: Episode) -> EpisodeResult:
+        max_branch = min(self.max_branch, episode.num_available)
+        latest: list[int] = []
+        for _ in range(min(self.n_init, max_branch)):
+            latest.append(episode.open_and_probe()[1])
+        disagree: list[int] = [0] * len(latest)
+        ema = 0.0
+        history: deque[float] = deque(maxlen=self.t_ema)
+        alpha = self.alpha
+
+        for step in range(self.max_steps):
+            # 1-2. Pool statistics and the confidence trend.
+            winner, v1, v2 = majority(episode.finished_answers)
+            warm = step >= self.warm_up
+            ema = (1 - alpha) * ema + alpha * beta_confidence(v1, v2)
+            history.append(ema)
+
+            # 3. Conservative abandonment of persistently deviating branches.
+            if warm and winner >= 0:
+                live = episode.active_branches
+                for j in live:
+                    disagree[j] = disagree[j] + 1 if latest[j] != winner else 0
+                doomed = sorted((j for j in live if disagree[j] >= self.abandon_patience), key=lambda j: -disagree[j])
+                n_live = len(live)
+                for j in doomed:
+                    if n_live <= 2:
+                        break
+                    episode.prune(j)
+                    n_live -= 1
+
+            # 4. Alignment-aware depth: deepest branches first.
+            for j in sorted(episode.active_branches, key=episode.depth, reverse=True):
+                burst = self.burst_aligned if warm and latest[j] == winner else 1
+                for _ in range(burst):
+                    latest[j] = episode.continue_and_probe(j)
+                    if not episode.is_active(j):
+                        break
+
+            # 5. Refresh the statistics after the depth pass.
+            winner, v1, v2 = majority(episode.finished_answers)
+            ema = (1 - alpha) * ema + alpha * beta_confidence(v1, v2)
+            history[-1] = ema
+            delta = history[-1] - history[0] if len(history) >= 2 else 0.0
+
+            # 6. Trend-based stopping.
+            if warm and len(episode.finished_answers) >= self.min_complete:
+                if ema >= self.conf_thresh and delta >= -self.delta_slack:
+                    return episode.answer(winner, reason="confident")
+            # 7. Nothing left to grow.
+            if not episode.active_branches:
+                break
+            # 8. Coupled width-depth control: widen on a weak trend.
+            widen = delta <= self.trend_thresh and step >= max(1, self.warm_up // 2) and ema < self.conf_thresh
+            if episode.num_opened < max_branch and widen:
+                for _ in range(min(self.widen_burst, max_branch - episode.num_opened)):
+                    latest.append(episode.open_and_probe()[1])
+                    disagree.append(0)
+
+        winner = majority(episode.finished_answers)[0]
+        if winner < 0:
+            winner = majority([a for j, a in enumerate(latest) if not episode.is_pruned(j)])[0]
+        return episode.answer(winner, reason="end")

@@ -1,0 +1,76 @@
+"""Parallel-Probe: grow many branches in lock-step, prune off-track ones, stop on a
+stable majority (facts section 5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from agents.base import Controller, geometric_count
+from autotts_gym.engine import Episode, EpisodeResult
+from autotts_gym.voting import majority
+
+
+@dataclass(frozen=True)
+class ParallelProbe(Controller):
+    """Parallel-Probe.
+
+    Open ``chains`` branches (each decoded one interval and probed). Then, at each step
+    (numbered from 0, at most ``max_steps``): advance and probe every unfinished,
+    unpruned branch by one interval; take the majority of the latest answers of all
+    unpruned branches (ties to the branch opened first). From step ``warm_up`` on, with
+    more than one unpruned branch, an unfinished branch whose latest answer differs from
+    the majority adds one to its off-track count (else the count resets); branches at
+    ``patience`` are pruned and the majority recomputed. The majority's stability count
+    grows when it equals the previous step's majority, else resets; stop when it reaches
+    ``stability`` or when every branch is finished or pruned.
+
+    Args:
+        chains: branches opened at the start (the paper: 64).
+        stability: T, steps the majority must stay unchanged (the paper: 40).
+        patience: off-track steps before a branch is pruned (the paper: 7).
+        warm_up: first step at which branches may be pruned (the paper: 15).
+        max_steps: most steps (the paper: 100).
+    """
+
+    name = "parallel-probe"
+    chains: int = 64
+    stability: int = 40
+    patience: int = 7
+    warm_up: int = 15
+    max_steps: int = 100
+
+    @staticmethod
+    def schedule(beta: float) -> dict[str, Any]:
+        """chains grow geometrically from 2 (beta 0) to 64 (beta 1); the rest as the paper."""
+        return {"chains": geometric_count(beta, 2, 64), "stability": 40, "patience": 7, "warm_up": 15, "max_steps": 100}
+
+    def run(self, episode: Episode) -> EpisodeResult:
+        n = min(self.chains, episode.num_available)
+        latest = [episode.open_and_probe()[1] for _ in range(n)]
+        unpruned = list(range(n))
+        off_track = [0] * n
+        previous, stable, leader = None, 0, -1
+        for step in range(self.max_steps):
+            growing = [j for j in unpruned if episode.is_active(j)]
+            for j, answer in zip(growing, episode.continue_and_probe_many(growing)):
+                latest[j] = answer
+            leader = majority([latest[j] for j in unpruned])[0]
+            if step >= self.warm_up and len(unpruned) > 1:
+                pruned = False
+                for j in growing:
+                    if episode.is_active(j):
+                        off_track[j] = off_track[j] + 1 if latest[j] != leader else 0
+                        if off_track[j] >= self.patience:
+                            episode.prune(j)
+                            pruned = True
+                if pruned:
+                    unpruned = [j for j in unpruned if not episode.is_pruned(j)]
+                    leader = majority([latest[j] for j in unpruned])[0]
+            stable = stable + 1 if leader == previous else 0
+            previous = leader
+            if stable >= self.stability:
+                return episode.answer(leader, reason="stable")
+            if not any(episode.is_active(j) for j in unpruned):
+                return episode.answer(leader, reason="all-done")
+        return episode.answer(leader, reason="max-steps")
