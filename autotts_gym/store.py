@@ -410,7 +410,7 @@ class Store:
             return list(self.splits)
         out: list[Split] = []
         for name in names:
-            model, _, bench = name.partition("/") if "/" in name else ("*", "", name)
+            model, _, bench = name.rpartition("/") if "/" in name else ("*", "", name)
             matched = [
                 s
                 for s in self.splits
@@ -488,26 +488,45 @@ class Store:
             manifest = json.loads(manifest_path.read_text())
         except json.JSONDecodeError as err:
             raise StoreError(f"{manifest_path}: malformed JSON: {err}") from None
+        if not isinstance(manifest, dict):
+            raise StoreError(f"{manifest_path}: expected a JSON object, got {type(manifest).__name__}")
         if manifest.get("format") != FORMAT_NAME:
             raise StoreError(f"{manifest_path}: field 'format' is {manifest.get('format')!r}, expected {FORMAT_NAME!r}")
         if manifest.get("version") != FORMAT_VERSION:
             raise StoreError(f"{manifest_path}: unsupported store version {manifest.get('version')!r}")
+        entries = manifest.get("splits")
+        if not isinstance(entries, list) or not entries:
+            raise StoreError(f"{manifest_path}: field 'splits' must be a non-empty list, got {entries!r}")
         splits = []
-        for i, entry in enumerate(manifest.get("splits", [])):
-            for key in ("model", "benchmark", "path", "interval_tokens"):
-                if key not in entry:
-                    raise StoreError(f"{manifest_path}: splits[{i}] lacks field {key!r}")
-            info = SplitInfo(
-                model=entry["model"],
-                benchmark=entry["benchmark"],
-                interval_tokens=int(entry["interval_tokens"]),
-                sampling=entry.get("sampling", {}),
-                source=entry.get("source", ""),
-                no_answer=entry.get("no_answer", NO_ANSWER),
-                extra=entry.get("extra", {}),
-            )
+        for i, entry in enumerate(entries):
+            info = _manifest_split_info(entry, i, manifest_path)
             splits.append(_read_split(folder / entry["path"], info))
         return cls(splits, path=str(folder))
+
+
+def _manifest_split_info(entry: Any, i: int, manifest_path: Path) -> SplitInfo:
+    """Validate ``splits[i]`` of a manifest and build its SplitInfo."""
+    where = f"{manifest_path}: splits[{i}]"
+    if not isinstance(entry, dict):
+        raise StoreError(f"{where} must be an object, got {type(entry).__name__}")
+    for key in ("model", "benchmark", "path", "interval_tokens"):
+        if key not in entry:
+            raise StoreError(f"{where} lacks field {key!r}")
+    for key in ("model", "benchmark", "path"):
+        if not isinstance(entry[key], str) or not entry[key]:
+            raise StoreError(f"{where}: field {key!r} must be a non-empty string, got {entry[key]!r}")
+    delta = entry["interval_tokens"]
+    if isinstance(delta, bool) or not isinstance(delta, int) or delta <= 0:
+        raise StoreError(f"{where}: field 'interval_tokens' must be a positive integer, got {delta!r}")
+    return SplitInfo(
+        model=entry["model"],
+        benchmark=entry["benchmark"],
+        interval_tokens=delta,
+        sampling=entry.get("sampling", {}),
+        source=entry.get("source", ""),
+        no_answer=entry.get("no_answer", NO_ANSWER),
+        extra=entry.get("extra", {}),
+    )
 
 
 def _safe_name(name: str) -> str:
@@ -579,24 +598,34 @@ def _read_split(folder: Path, info: SplitInfo) -> Split:
     flat = probes.flatten()
     finals = btable.column("final_answer").combine_chunks()
     # Intern answers: one global dictionary for the split, then per question a small
-    # vocabulary (ids are per question so that a vote array stays tiny).
+    # vocabulary (ids are per question so that a vote array stays tiny). Ids are given
+    # in first-seen order over (probes of branch 0, its final, probes of branch 1, ...),
+    # exactly as Split.from_lists interns them, so a saved and reloaded split has the
+    # same ids as the one it was saved from.
     all_strings = pa.concat_arrays([_as_plain_strings(flat), _as_plain_strings(finals)])
     encoded = all_strings.dictionary_encode()
     global_ids = encoded.indices.to_numpy(zero_copy_only=False)
     dictionary = encoded.dictionary.to_pylist()
-    n_probe = len(flat)
-    g_probe, g_final = global_ids[:n_probe], global_ids[n_probe:]
-    probe_ids = np.empty(n_probe, np.int32)
-    final_ids = np.empty(len(g_final), np.int32)
+    n_probe, n_branch = len(flat), len(finals)
+    branch_of_probe = np.repeat(np.arange(n_branch), np.diff(probe_offsets))
+    probe_pos = np.arange(n_probe) + branch_of_probe
+    final_pos = probe_offsets[1:] + np.arange(n_branch)
+    sequence = np.empty(n_probe + n_branch, np.int64)
+    sequence[probe_pos] = global_ids[:n_probe]
+    sequence[final_pos] = global_ids[n_probe:]
+    local = np.empty_like(sequence)
     vocabs = []
     for q in range(len(questions)):
         b0, b1 = branch_offsets[q], branch_offsets[q + 1]
-        lo, hi = probe_offsets[b0], probe_offsets[b1]
-        ids = np.concatenate([g_probe[lo:hi], g_final[b0:b1]])
-        uniq, inverse = np.unique(ids, return_inverse=True)
-        probe_ids[lo:hi] = inverse[: hi - lo]
-        final_ids[b0:b1] = inverse[hi - lo :]
-        vocabs.append(tuple(dictionary[g] for g in uniq.tolist()))
+        s0, s1 = probe_offsets[b0] + b0, probe_offsets[b1] + b1
+        uniq, first, inverse = np.unique(sequence[s0:s1], return_index=True, return_inverse=True)
+        order = np.argsort(first)
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        local[s0:s1] = rank[inverse.reshape(-1)]
+        vocabs.append(tuple(dictionary[g] for g in uniq[order].tolist()))
+    probe_ids = local[probe_pos].astype(np.int32)
+    final_ids = local[final_pos].astype(np.int32)
     conf = None
     if "probe_confidence" in btable.column_names:
         conf = btable.column("probe_confidence").combine_chunks().flatten().to_numpy(zero_copy_only=False)
