@@ -277,6 +277,11 @@ class Episode:
         return self._budget
 
     @property
+    def kappa_probe(self) -> float:
+        """Cost of one PROBE in intervals."""
+        return self._kappa
+
+    @property
     def remaining_budget(self) -> float:
         """Intervals left before the budget binds (inf without budget)."""
         return math.inf if self._budget is None else self._budget - self.cost
