@@ -47,23 +47,23 @@ class ParallelProbe(Controller):
 
     def run(self, episode: Episode) -> EpisodeResult:
         n = min(self.chains, episode.num_available)
-        latest = [episode.open_and_probe()[1] for _ in range(n)]
+        for _ in range(n):
+            episode.open_and_probe()
         unpruned = list(range(n))
         off_track = [0] * n
         previous, stable, leader = None, 0, -1
         for step in range(self.max_steps):
-            growing = [j for j in unpruned if episode.is_active(j)]
-            for j, answer in zip(growing, episode.continue_and_probe_many(growing)):
-                latest[j] = answer
+            # Active branches are exactly the unfinished, unpruned ones.
+            episode.continue_and_probe_many(episode.active_branches)
+            latest = episode.latest_answers  # a finished branch keeps its final answer
             leader = majority([latest[j] for j in unpruned])[0]
             if step >= self.warm_up and len(unpruned) > 1:
                 pruned = False
-                for j in growing:
-                    if episode.is_active(j):
-                        off_track[j] = off_track[j] + 1 if latest[j] != leader else 0
-                        if off_track[j] >= self.patience:
-                            episode.prune(j)
-                            pruned = True
+                for j in episode.active_branches:
+                    off_track[j] = off_track[j] + 1 if latest[j] != leader else 0
+                    if off_track[j] >= self.patience:
+                        episode.prune(j)
+                        pruned = True
                 if pruned:
                     unpruned = [j for j in unpruned if not episode.is_pruned(j)]
                     leader = majority([latest[j] for j in unpruned])[0]
@@ -71,6 +71,6 @@ class ParallelProbe(Controller):
             previous = leader
             if stable >= self.stability:
                 return episode.answer(leader, reason="stable")
-            if not any(episode.is_active(j) for j in unpruned):
+            if not episode.active_branches:
                 return episode.answer(leader, reason="all-done")
         return episode.answer(leader, reason="max-steps")

@@ -111,8 +111,10 @@ class Episode:
         "order",
         "_pool",
         "_depth",
-        "_charged",
+        "_tokens",
+        "_whole",
         "_status",
+        "_active",
         "_probed_at",
         "_latest",
         "_finals",
@@ -153,8 +155,10 @@ class Episode:
         self.order = order
         self._pool: list[int] = []  # pool index of each opened branch
         self._depth: list[int] = []
-        self._charged: list[int] = []  # tokens charged to each opened branch
+        self._tokens = 0  # tokens charged so far, all branches
+        self._whole: set[int] = set()  # branches read whole (charged exactly their total)
         self._status: list[int] = []
+        self._active: list[int] = []  # ACTIVE branches in opening order, kept incrementally
         self._probed_at: list[int] = []  # depth of the last PROBE, -1 if none
         self._latest: list[int] = []  # latest revealed answer, -1 if none
         self._finals: list[int] = []  # final answers in finishing order
@@ -230,7 +234,7 @@ class Episode:
     @property
     def active_branches(self) -> list[int]:
         """Branches that are neither finished nor pruned, in opening order."""
-        return [j for j, s in enumerate(self._status) if s == ACTIVE]
+        return list(self._active)
 
     @property
     def finished_answers(self) -> list[int]:
@@ -259,12 +263,17 @@ class Episode:
     @property
     def tokens(self) -> int:
         """Tokens charged so far, all branches together."""
-        return sum(self._charged)
+        return self._tokens
+
+    def branch_tokens(self, j: int) -> int:
+        """Tokens charged to branch j so far."""
+        b = self._pool[j]
+        return self.question.total_tokens[b] if j in self._whole else self.question.tokens_at[b][self._depth[j]]
 
     @property
     def sequential_tokens(self) -> int:
-        """Tokens of the longest branch so far."""
-        return max(self._charged, default=0)
+        """Tokens of the longest branch so far (latency when branches run in parallel)."""
+        return max(map(self.branch_tokens, range(len(self._pool))), default=0)
 
     @property
     def cost(self) -> float:
@@ -331,7 +340,7 @@ class Episode:
                 "branch": j,
                 "depth": self._depth[j] if j >= 0 else 0,
                 "answer": answer,
-                "tokens": sum(self._charged),
+                "tokens": self._tokens,
             }
         )
 
@@ -345,25 +354,15 @@ class Episode:
         self._require_open("BRANCH")
         self._require_budget(1, "BRANCH")
         j = len(self._pool)
-        b = self.order[j]
-        q = self.question
-        self._pool.append(b)
-        self._depth.append(1)
-        self._charged.append(q.tokens_at[b][1])
+        self._pool.append(self.order[j])
+        self._depth.append(0)
+        self._status.append(ACTIVE)
+        self._active.append(j)
         self._probed_at.append(-1)
-        self._intervals += 1
-        self._actions += 1
-        if q.num_probes[b] == 0:
-            answer = q.final_answer[b]
-            self._status.append(FINISHED)
-            self._latest.append(answer)
-            self._finals.append(answer)
-            self._finished_order.append(j)
-        else:
-            self._status.append(ACTIVE)
-            self._latest.append(NO_ANSWER_ID)
+        self._latest.append(NO_ANSWER_ID)
+        self._step(j)
         if self.trace is not None:
-            self._record("BRANCH", j, self._latest[j])
+            self._record("BRANCH", j, self.final_answer(j))
         return j
 
     def continue_branch(self, j: int) -> int:
@@ -374,27 +373,31 @@ class Episode:
         """
         self._require_active(j, "CONTINUE")
         self._require_budget(1, "CONTINUE")
-        return self._advance(j)
+        self._step(j)
+        if self.trace is not None:
+            self._record("CONTINUE", j, self.final_answer(j))
+        return self.final_answer(j)
 
-    def _advance(self, j: int) -> int:
-        # Unchecked CONTINUE: j is active and the budget admits it.
-        b = self._pool[j]
+    def _step(self, j: int) -> None:
+        # Decode one interval of active branch j (admissibility already checked).
         q = self.question
+        b = self._pool[j]
         d = self._depth[j] + 1
         self._depth[j] = d
-        self._charged[j] = q.tokens_at[b][d]
         self._intervals += 1
         self._actions += 1
-        answer = NO_ANSWER_ID
         if d > q.num_probes[b]:
-            answer = q.final_answer[b]
-            self._status[j] = FINISHED
-            self._latest[j] = answer
-            self._finals.append(answer)
-            self._finished_order.append(j)
-        if self.trace is not None:
-            self._record("CONTINUE", j, answer)
-        return answer
+            self._tokens += q.tokens_at[b][d] - q.tokens_at[b][d - 1]
+            self._finish(j, q.final_answer[b])
+        else:
+            self._tokens += q.interval_tokens
+
+    def _finish(self, j: int, answer: int) -> None:
+        self._status[j] = FINISHED
+        self._active.remove(j)
+        self._latest[j] = answer
+        self._finals.append(answer)
+        self._finished_order.append(j)
 
     def probe(self, j: int) -> int:
         """PROBE(j): reveal the answer branch j would give at its current depth."""
@@ -420,6 +423,7 @@ class Episode:
         """PRUNE(j): deactivate branch j. Its depth and revealed answers stay."""
         self._require_active(j, "PRUNE")
         self._status[j] = PRUNED
+        self._active.remove(j)
         self._actions += 1
         if self.trace is not None:
             self._record("PRUNE", j, self._latest[j])
@@ -446,8 +450,8 @@ class Episode:
             answer=answer,
             answer_text=q.vocab[answer] if answer >= 0 else "",
             correct=answer >= 0 and answer == q.gold_id,
-            tokens=sum(self._charged),
-            sequential_tokens=max(self._charged, default=0),
+            tokens=self._tokens,
+            sequential_tokens=self.sequential_tokens,
             intervals=self.cost,
             branches_opened=len(self._pool),
             probes=self._n_probes,
@@ -473,17 +477,46 @@ class Episode:
 
         Returns the revealed answer (the final answer if the branch finished).
         """
+        if self._budget is not None or self.trace is not None or self.result is not None:
+            return self._checked_continue_and_probe(j)
+        # Hot path of every depth-first controller: the same accounting as _step and
+        # _probe, inlined (a budget or a trace takes the checked path above).
+        status = self._status
+        if not 0 <= j < len(status) or status[j] != ACTIVE:
+            self._require_active(j, "CONTINUE")
+        q = self.question
+        b = self._pool[j]
+        d = self._depth[j] + 1
+        self._depth[j] = d
+        self._intervals += 1
+        answer = q.answer_at[b][d]
+        if d > q.num_probes[b]:
+            self._actions += 1
+            self._tokens += q.tokens_at[b][d] - q.tokens_at[b][d - 1]
+            self._finish(j, answer)
+            return answer
+        self._actions += 2
+        self._tokens += q.interval_tokens
+        self._latest[j] = answer
+        self._probed_at[j] = d
+        self._probes.append((j, d, answer))
+        self._n_probes += 1
+        return answer
+
+    def _checked_continue_and_probe(self, j: int) -> int:
         self._require_active(j, "CONTINUE")
         self._require_budget(1 + self._kappa, "CONTINUE+PROBE")
-        final = self._advance(j)
-        if final != NO_ANSWER_ID or self._status[j] == FINISHED:
-            return final
+        self._step(j)
+        if self.trace is not None:
+            self._record("CONTINUE", j, self.final_answer(j))
+        if self._status[j] == FINISHED:
+            return self._latest[j]
         return self._probe(j, self._depth[j])
 
     def continue_and_probe_many(self, branches: Sequence[int]) -> list[int]:
         """:meth:`continue_and_probe` on each branch in turn; the revealed answers."""
-        cap = self.continue_and_probe
-        return [cap(j) for j in branches]
+        step = self.continue_and_probe
+        return [step(j) for j in branches]
 
     def read_whole(self) -> tuple[int, int]:
         """Open the next branch and read it to its end in one go, charged exactly its
@@ -497,17 +530,17 @@ class Episode:
         q = self.question
         steps = q.num_probes[b] + 1
         self._require_budget(steps, "READ_WHOLE")
-        answer = q.final_answer[b]
         self._pool.append(b)
         self._depth.append(steps)
-        self._charged.append(q.total_tokens[b])
-        self._status.append(FINISHED)
+        self._status.append(ACTIVE)
+        self._active.append(j)
         self._probed_at.append(-1)
-        self._latest.append(answer)
-        self._finals.append(answer)
-        self._finished_order.append(j)
+        self._latest.append(NO_ANSWER_ID)
+        self._whole.add(j)
+        self._tokens += q.total_tokens[b]
         self._intervals += steps
         self._actions += 1
+        self._finish(j, q.final_answer[b])
         if self.trace is not None:
-            self._record("READ_WHOLE", j, answer)
-        return j, answer
+            self._record("READ_WHOLE", j, self._latest[j])
+        return j, self._latest[j]
