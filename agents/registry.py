@@ -1,0 +1,147 @@
+"""Controllers by name: what ``--method`` on the command line resolves through.
+
+A spec is one of:
+
+* a built-in family name: ``sc``, ``asc``, ``esc``, ``parallel-probe``, ``cmc`` (and
+  any name added to :data:`METHODS`);
+* ``path/to/file.py:ClassName``: a Controller subclass defined in a user's file;
+* ``module.path:ClassName``: the same from an importable module;
+* ``ppo:path/to/model.zip``: a trained PPO policy (needs the ``rl`` extra).
+
+Without a beta, a built-in is built with the paper's settings (its dataclass
+defaults); with a beta, from its schedule. ``overrides`` replace single parameters.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+from agents.asc import AdaptiveConsistency
+from agents.base import Controller
+from agents.cmc import ConfidenceMomentum
+from agents.esc import EarlyStoppingConsistency
+from agents.parallel_probe import ParallelProbe
+from agents.sc import SelfConsistency
+
+METHODS: dict[str, type[Controller]] = {
+    "sc": SelfConsistency,
+    "asc": AdaptiveConsistency,
+    "esc": EarlyStoppingConsistency,
+    "parallel-probe": ParallelProbe,
+    "cmc": ConfidenceMomentum,
+}
+
+# The paper's default beta where a family is evaluated at one point (CMC: 0.5).
+DEFAULT_BETA: dict[str, float] = {"cmc": 0.5}
+
+
+def resolve_class(spec: str) -> type[Controller]:
+    """The controller class a spec names (not for ``ppo:`` specs)."""
+    if spec in METHODS:
+        return METHODS[spec]
+    if ":" not in spec:
+        raise ValueError(f"unknown method {spec!r}; choose one of {', '.join(METHODS)}, path/to/file.py:ClassName or ppo:MODEL.zip")
+    where, _, name = spec.rpartition(":")
+    if where.endswith(".py") or "/" in where:
+        module = load_module_from_file(where)
+    else:
+        module = importlib.import_module(where)
+    cls = getattr(module, name, None)
+    if cls is None:
+        raise ValueError(f"{where}: defines no {name!r}")
+    if not (isinstance(cls, type) and issubclass(cls, Controller)):
+        raise ValueError(f"{where}: {name} is not a subclass of agents.base.Controller")
+    return cls
+
+
+def load_module_from_file(path: str) -> Any:
+    """Import a Python file as a module (registered, so forked workers and pickle find it)."""
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: no such controller file")
+    name = f"autotts_user_{abs(hash(str(file.resolve())))}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"{file}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def make_controller(spec: str, beta: float | None = None, overrides: dict[str, Any] | None = None) -> Controller:
+    """Build the controller a spec names.
+
+    Args:
+        spec: see the module docstring.
+        beta: build from the family's schedule at this beta (None: the paper's
+            settings for built-ins, the schedule at :data:`DEFAULT_BETA` where one is set).
+        overrides: parameter values replacing the scheduled or default ones.
+    """
+    overrides = dict(overrides or {})
+    if spec.startswith("ppo:"):
+        from agents.ppo.policy import PPOController
+
+        return PPOController.load(spec[4:], **overrides)
+    cls = resolve_class(spec)
+    if beta is None:
+        beta = DEFAULT_BETA.get(spec)
+    if beta is not None:
+        if not cls.has_schedule():
+            raise ValueError(f"{spec}: this controller has no beta schedule")
+        controller = cls.from_beta(beta, **_checked(cls, overrides))
+        return with_beta(controller, beta)
+    return cls(**_checked(cls, overrides))
+
+
+def with_beta(controller: Controller, beta: float) -> Controller:
+    """Tag a controller with the beta that built it (reported by the evaluator)."""
+    object.__setattr__(controller, "beta", float(beta))
+    return controller
+
+
+def _checked(cls: type, overrides: dict[str, Any]) -> dict[str, Any]:
+    if not dataclasses.is_dataclass(cls):
+        return overrides
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    out = {}
+    for key, value in overrides.items():
+        if key not in fields:
+            raise ValueError(f"{cls.__name__} has no parameter {key!r}; it has: {', '.join(fields)}")
+        out[key] = _coerce(value, fields[key].default)
+    return out
+
+
+def _coerce(value: Any, default: Any) -> Any:
+    # --set key=value arrives as a string; take the type of the field's default.
+    if not isinstance(value, str) or isinstance(default, str):
+        return value
+    if isinstance(default, bool):
+        return value.lower() in ("1", "true", "yes")
+    if isinstance(default, int):
+        return int(value)
+    if isinstance(default, float):
+        return float(value)
+    return value
+
+
+def parse_overrides(pairs: list[str] | None) -> dict[str, str]:
+    """``["k=v", ...]`` from ``--set`` flags into a dict."""
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value, got {pair!r}")
+        out[key.strip()] = value.strip()
+    return out
