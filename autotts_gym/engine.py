@@ -300,6 +300,17 @@ class Episode:
         """Primitive actions taken so far."""
         return self._actions
 
+    @property
+    def no_answer_id(self) -> int:
+        """Id of the no-answer string (``ERR``) in this question, -1 if none occurs.
+        Observable: a controller may treat it as an abstention."""
+        return self.question.no_answer_id
+
+    @property
+    def interval_tokens(self) -> int:
+        """Delta, tokens per interval."""
+        return self.question.interval_tokens
+
     def answer_text(self, answer: int) -> str:
         """The string of an interned answer id (``""`` for -1)."""
         return self.question.vocab[answer] if answer >= 0 else ""
