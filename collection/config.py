@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-DEFAULT_PROMPT = "{question}\nPlease reason step by step, and put your final answer within \\boxed{{}}."
+DEFAULT_PROMPT = "{question}\nPlease reason step by step, and put your final answer within \\boxed{}."
 # Close the thinking block and open a box: the model's next few tokens are its answer now.
 DEFAULT_PROBE_SUFFIX = "\n</think>\n\n**Final Answer**\n\n\\boxed{"
 
@@ -75,7 +75,7 @@ class CollectConfig:
     tokenizer: str | None = None
     """Tokenizer path or name (default: --model)."""
     prompt_template: str = DEFAULT_PROMPT
-    """User message; {question} is replaced by the question."""
+    """User message; the text {question} is replaced by the question (other braces stay as written)."""
     system_prompt: str | None = None
     """Optional system message."""
     chat_template: str | None = None
@@ -222,8 +222,10 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
         raise ConfigError(f"{path}: no such config file")
     text = path.read_text(encoding="utf-8")
     if path.suffix.lower() == ".toml":
-        import tomllib
-
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            raise ConfigError(f"{path}: TOML config files need Python 3.11 or later; use JSON") from None
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as err:

@@ -51,7 +51,7 @@ class OfflineGenerator:
                 n=1,
                 temperature=r.temperature,
                 top_p=r.top_p,
-                top_k=r.top_k if r.top_k > 0 else 0,
+                top_k=r.top_k,
                 seed=r.seed,
                 max_tokens=r.max_tokens,
                 logprobs=0 if r.logprobs else None,

@@ -53,7 +53,7 @@ class PromptBuilder:
         messages = []
         if self.config.system_prompt:
             messages.append({"role": "system", "content": self.config.system_prompt})
-        messages.append({"role": "user", "content": self.config.prompt_template.format(question=question.text)})
+        messages.append({"role": "user", "content": self.config.prompt_template.replace("{question}", question.text)})
         return self.tokenizer.apply_chat_template(
             messages, chat_template=self.chat_template, tokenize=False, add_generation_prompt=True
         )

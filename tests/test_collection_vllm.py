@@ -258,14 +258,16 @@ def test_killed_run_resumes_without_losing_or_duplicating_trajectories(tiny_mode
     assert 2 <= len(before) < total, f"{len(before)} shards were written before the kill"
     assert not (out / "manifest.json").exists()
 
-    resumed = subprocess.run(_command(["autotts_gym.cli", "collect"], settings, shard_flags), capture_output=True,
-                             text=True, timeout=600)
+    # Resume with `autotts collect` and two data-parallel workers sharing what is left.
+    resumed = subprocess.run(_command(["autotts_gym.cli", "collect"], settings, [*shard_flags, "--dp", "2"]),
+                             capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     after = {p.name: p.read_bytes() for p in shard_dir.glob("q*.json")}
     assert len(after) == total
     assert {k: after[k] for k in before} == before, "shards finished before the kill were rewritten"
     runs = [json.loads(line) for line in (shard_dir.parent / "runs.jsonl").read_text().splitlines()]
-    assert [r["trajectories"] for r in runs] == [total - len(before)], "the resumed run collected only what was missing"
+    assert sorted(r["rank"] for r in runs) == [0, 1]
+    assert sum(r["trajectories"] for r in runs) == total - len(before), "the resumed run collected only what was missing"
     store = Store.load(out)
     _check_store(store)
     # Same structure as the uninterrupted run: questions, golds, pool sizes, settings.
@@ -273,6 +275,11 @@ def test_killed_run_resumes_without_losing_or_duplicating_trajectories(tiny_mode
     assert (a.questions, a.gold_answers, a.name) == (b.questions, b.gold_answers, b.name)
     assert [a.num_branches(q) for q in range(NUM_QUESTIONS)] == [b.num_branches(q) for q in range(NUM_QUESTIONS)]
     assert a.info.sampling == b.info.sampling
+    # Every request is seeded by (seed, question, trajectory, interval): on this machine the
+    # killed-and-resumed run, batched one trajectory at a time, draws the very same tokens.
+    assert [[a.branch_answers(q, n) for n in range(N)] for q in range(NUM_QUESTIONS)] == [
+        [b.branch_answers(q, n) for n in range(N)] for q in range(NUM_QUESTIONS)
+    ]
 
 
 def _free_port() -> int:
@@ -315,7 +322,7 @@ def vllm_server(tiny_model, scratch):
         log.close()
 
 
-def test_server_mode_against_a_local_vllm_server(vllm_server, tiny_model, questions_file, scratch):
+def test_server_mode_against_a_local_vllm_server(vllm_server, tiny_model, questions_file, scratch, offline_store):
     port = vllm_server
     endpoints = [f"http://127.0.0.1:{port}/v1", f"http://localhost:{port}/v1"]
     settings = _settings(tiny_model, questions_file, scratch / "served", endpoints=endpoints,
@@ -326,6 +333,11 @@ def test_server_mode_against_a_local_vllm_server(vllm_server, tiny_model, questi
     assert run["backend"] == {"mode": "server", "endpoints": endpoints, "served_model": "tiny",
                               "max_model_len": MAX_MODEL_LEN}
     assert run["prompt_tokens_cached_measured"] > 0, "the server reports prefix-cache hits"
+    # Same prompts, same per-request seeds: the servers return the offline engine's trajectories.
+    a, b = store.splits[0], offline_store.splits[0]
+    assert [[a.branch_answers(q, n) for n in range(N)] for q in range(NUM_QUESTIONS)] == [
+        [b.branch_answers(q, n) for n in range(N)] for q in range(NUM_QUESTIONS)
+    ]
     import gymnasium as gym
 
     env = gym.make("AutoTTS-v0", store=store.path, max_branches=N)
