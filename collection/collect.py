@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import os
 import subprocess
@@ -68,6 +69,7 @@ def collect(
         (its parent writes the store).
     """
     config.validate()
+    _check_dependencies(config, make_generator, make_prompts)
     out = Path(config.out)
     if config.dp_rank is None and (out / "manifest.json").exists() and not config.overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
@@ -93,6 +95,28 @@ def collect(
         print(f"wrote {out}: {split.name}, {split.num_questions} questions x {config.trajectories} trajectories",
               file=sys.stderr)
     return store
+
+
+class MissingDependency(ValueError):
+    """A package the requested collection needs is not installed."""
+
+
+def _check_dependencies(config: CollectConfig, make_generator: GeneratorFactory, make_prompts: PromptFactory) -> None:
+    """Fail before any work (not at the end of a long run) if a needed package is missing."""
+    needed = []
+    if make_prompts is default_prompts:
+        needed.append("transformers")
+    if make_generator is default_generator:
+        needed.append("openai" if config.server_mode else "vllm")
+    if config.use_math_verify:
+        needed.append("math_verify")
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        raise MissingDependency(
+            f"collection needs {', '.join(missing)}: pip install -e '.[collect]' on GPU machines, "
+            "bash collection/requirements-ci.sh on CPU-only ones"
+            + (" (or pass --no-math-verify)" if missing == ["math_verify"] else "")
+        )
 
 
 def _collect_shards(config, questions, pending, shards, make_generator, make_prompts, total, done) -> None:

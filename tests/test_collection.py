@@ -60,14 +60,22 @@ def test_normalize_answer(raw, expected):
     assert normalize_answer(raw) == expected
 
 
+def test_canonicalizer_without_math_verify_compares_normalised_strings():
+    canon = AnswerCanonicalizer("\\frac{1}{2}", use_math_verify=False)
+    assert canon("\\dfrac{1}{2}") == "\\frac{1}{2}"
+    assert canon("0.5") == "0.5"
+    assert canon(None) == NO_ANSWER
+    assert AnswerCanonicalizer("33", use_math_verify=False)("$033$") == "33"
+
+
 def test_canonicalizer_maps_equivalent_answers_to_the_gold_string():
+    pytest.importorskip("math_verify", reason="math-verify is part of the collect extra")
     canon = AnswerCanonicalizer("\\frac{1}{2}")
     assert canon("0.5") == "\\frac{1}{2}"
     assert canon("\\dfrac{1}{2}") == "\\frac{1}{2}"
     assert canon("0.25") == "0.25"
     assert canon(None) == NO_ANSWER
-    assert AnswerCanonicalizer("33")("033") == "33"
-    assert AnswerCanonicalizer("33", use_math_verify=False)("33.0") == "33.0"
+    assert AnswerCanonicalizer("33")("33.0") == "33"
 
 
 # ---------------------------------------------------------------- questions
@@ -264,6 +272,16 @@ def test_resume_with_other_settings_is_refused(tmp_path):
         collect(_config(tmp_path, temperature=0.9, overwrite=True), make_generator=FakeGenerator, make_prompts=CharPrompts)
     with pytest.raises(FileExistsError, match="--overwrite"):
         collect(_config(tmp_path), make_generator=FakeGenerator, make_prompts=CharPrompts)
+
+
+def test_missing_packages_are_reported_before_any_work(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "math_verify" else real(name))
+    with pytest.raises(ValueError, match="collection needs math_verify.*--no-math-verify"):
+        collect(_config(tmp_path, use_math_verify=True), make_generator=FakeGenerator, make_prompts=CharPrompts)
+    assert not (tmp_path / "store.work").exists()
 
 
 def test_completed_run_rebuilds_the_store_without_a_backend(tmp_path):
