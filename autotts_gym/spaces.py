@@ -347,7 +347,6 @@ class EpisodeObserver:
             obs[_REVEALED * n + j] = answer >= 0
             obs[_NO_ANSWER * n + j] = answer >= 0 and answer == self._no_answer
             self._latest[j] = answer if answer >= 0 else self._sentinel
-            self._vote_dirty = True  # the share and agreement rows read _latest
         if vote != self._vote_of[j]:
             self._recount(j, vote)
 
