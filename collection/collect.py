@@ -129,6 +129,8 @@ def _collect_shards(config, questions, pending, shards, make_generator, make_pro
             generator, config, prompt_ids, tuple(prompts.probe_suffix), prompts.decode,
             max_model_len=getattr(generator, "max_model_len", None) or config.max_model_len,
         )
+        for q in needed:  # a prompt that leaves no room is an error now, not hours into the run
+            collector.token_cap(q)
         stats = collector.run(pending, shards.write, total_trajectories=total, initial=done)
         summary = stats.summary()
         summary["rank"] = config.dp_rank or 0

@@ -8,6 +8,7 @@ fingerprint, which a resumed run must match.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field, fields
@@ -197,7 +198,8 @@ class CollectConfig:
     def fingerprint(self) -> dict[str, Any]:
         """The settings that determine the data (compared when a run resumes)."""
         values = {name: getattr(self, name) for name in DATA_FIELDS}
-        values["questions"] = os.path.abspath(self.questions)
+        # The questions' content, not their path: a moved file resumes, an edited one does not.
+        values["questions"] = hashlib.sha256(Path(self.questions).read_bytes()).hexdigest()
         values["chat_template"] = self.chat_template_text()
         return values
 

@@ -23,6 +23,7 @@ are live.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -166,7 +167,7 @@ class TrajectoryCollector:
         ``total_trajectories`` and ``initial`` (trajectories collected by an earlier run)
         only size the progress bar.
         """
-        pending = list(shards)
+        pending = deque(shards)
         total = total_trajectories if total_trajectories is not None else sum(s.count for s in pending)
         progress = Progress(total, self.config.progress, self.stats, initial=initial)
         live: list[_Trajectory] = []
@@ -175,7 +176,7 @@ class TrajectoryCollector:
         try:
             while pending or live:
                 while pending and len(live) < self.config.batch_trajectories:
-                    spec = pending.pop(0)
+                    spec = pending.popleft()
                     cap = self.token_cap(spec.question)
                     prompt = self.prompts[spec.question]
                     live.extend(_Trajectory(spec, spec.first + i, prompt, cap) for i in range(spec.count))

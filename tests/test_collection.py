@@ -274,6 +274,21 @@ def test_resume_with_other_settings_is_refused(tmp_path):
         collect(_config(tmp_path), make_generator=FakeGenerator, make_prompts=CharPrompts)
 
 
+def test_a_prompt_longer_than_the_context_is_refused_before_decoding(tmp_path):
+    generator = FakeGenerator(_config(tmp_path))
+    with pytest.raises(ValueError, match="question 0: its prompt has 6 tokens.*max_model_len 12"):
+        collect(_config(tmp_path, max_model_len=12), make_generator=lambda cfg: generator, make_prompts=CharPrompts)
+    assert generator.steps == 0
+
+
+def test_an_edited_question_file_does_not_resume_an_old_run(tmp_path):
+    collect(_config(tmp_path), make_generator=FakeGenerator, make_prompts=CharPrompts)
+    with open(tmp_path / "bench.jsonl", "a") as fh:
+        fh.write(json.dumps({"question": "q3", "answer": "3"}) + "\n")
+    with pytest.raises(ConfigError, match="questions:"):
+        collect(_config(tmp_path, overwrite=True), make_generator=FakeGenerator, make_prompts=CharPrompts)
+
+
 def test_missing_packages_are_reported_before_any_work(tmp_path, monkeypatch):
     import importlib.util
 
