@@ -111,8 +111,11 @@ class Episode:
         "order",
         "_pool",
         "_depth",
-        "_tokens",
         "_whole",
+        "_whole_depth",
+        "_finish_tokens",
+        "_finished_stepwise",
+        "_n_prunes",
         "_status",
         "_active",
         "_probed_at",
@@ -120,9 +123,6 @@ class Episode:
         "_finals",
         "_finished_order",
         "_probes",
-        "_n_probes",
-        "_intervals",
-        "_actions",
         "_budget",
         "_kappa",
         "_aggregate",
@@ -155,8 +155,13 @@ class Episode:
         self.order = order
         self._pool: list[int] = []  # pool index of each opened branch
         self._depth: list[int] = []
-        self._tokens = 0  # tokens charged so far, all branches
+        # Tokens, intervals and actions are derived from depths (see _counts), so the hot
+        # path updates only the branch it touches. What depths alone cannot give:
         self._whole: set[int] = set()  # branches read whole (charged exactly their total)
+        self._whole_depth = 0  # sum of the depths of branches read whole
+        self._finish_tokens = 0  # finishing-step charges, plus the totals of whole reads
+        self._finished_stepwise = 0  # branches finished interval by interval
+        self._n_prunes = 0
         self._status: list[int] = []
         self._active: list[int] = []  # ACTIVE branches in opening order, kept incrementally
         self._probed_at: list[int] = []  # depth of the last PROBE, -1 if none
@@ -164,9 +169,6 @@ class Episode:
         self._finals: list[int] = []  # final answers in finishing order
         self._finished_order: list[int] = []  # branches in finishing order
         self._probes: list[tuple[int, int, int]] = []  # revealed (branch, depth, answer)
-        self._n_probes = 0
-        self._intervals = 0  # sum of depths
-        self._actions = 0
         self._budget = budget_intervals
         self._kappa = kappa_probe
         self._aggregate = aggregate or default_aggregate
@@ -263,7 +265,9 @@ class Episode:
     @property
     def tokens(self) -> int:
         """Tokens charged so far, all branches together."""
-        return self._tokens
+        # Every stepwise interval but a finishing one costs Delta; the rest is recorded.
+        stepwise = sum(self._depth) - self._whole_depth - self._finished_stepwise
+        return stepwise * self.question.interval_tokens + self._finish_tokens
 
     def branch_tokens(self, j: int) -> int:
         """Tokens charged to branch j so far."""
@@ -278,7 +282,7 @@ class Episode:
     @property
     def cost(self) -> float:
         """The MDP cost in intervals: sum of depths + kappa_probe x probes."""
-        return self._intervals + self._kappa * self._n_probes
+        return sum(self._depth) + self._kappa * len(self._probes)
 
     @property
     def budget(self) -> float | None:
@@ -297,8 +301,10 @@ class Episode:
 
     @property
     def num_actions(self) -> int:
-        """Primitive actions taken so far."""
-        return self._actions
+        """Primitive actions taken so far (a whole read counts as one)."""
+        # A stepwise branch took one BRANCH and depth - 1 CONTINUEs.
+        taken = sum(self._depth) - self._whole_depth + len(self._whole) + len(self._probes) + self._n_prunes
+        return taken + (self.result is not None)
 
     @property
     def no_answer_id(self) -> int:
@@ -317,7 +323,7 @@ class Episode:
 
     # ============================================================== checks
     def _fits(self, extra: float) -> bool:
-        return self._budget is None or self._intervals + self._kappa * self._n_probes + extra <= self._budget
+        return self._budget is None or self.cost + extra <= self._budget
 
     def _require_active(self, j: int, action: str) -> None:
         if self.result is not None:
@@ -351,7 +357,7 @@ class Episode:
                 "branch": j,
                 "depth": self._depth[j] if j >= 0 else 0,
                 "answer": answer,
-                "tokens": self._tokens,
+                "tokens": self.tokens,
             }
         )
 
@@ -395,13 +401,14 @@ class Episode:
         b = self._pool[j]
         d = self._depth[j] + 1
         self._depth[j] = d
-        self._intervals += 1
-        self._actions += 1
         if d > q.num_probes[b]:
-            self._tokens += q.tokens_at[b][d] - q.tokens_at[b][d - 1]
-            self._finish(j, q.final_answer[b])
-        else:
-            self._tokens += q.interval_tokens
+            self._finish_stepwise(j, b, d)
+
+    def _finish_stepwise(self, j: int, b: int, d: int) -> None:
+        q = self.question
+        self._finish_tokens += q.tokens_at[b][d] - q.tokens_at[b][d - 1]
+        self._finished_stepwise += 1
+        self._finish(j, q.final_answer[b])
 
     def _finish(self, j: int, answer: int) -> None:
         self._status[j] = FINISHED
@@ -424,8 +431,6 @@ class Episode:
         self._probed_at[j] = d
         self._latest[j] = answer
         self._probes.append((j, d, answer))
-        self._n_probes += 1
-        self._actions += 1
         if self.trace is not None:
             self._record("PROBE", j, answer)
         return answer
@@ -435,7 +440,7 @@ class Episode:
         self._require_active(j, "PRUNE")
         self._status[j] = PRUNED
         self._active.remove(j)
-        self._actions += 1
+        self._n_prunes += 1
         if self.trace is not None:
             self._record("PRUNE", j, self._latest[j])
 
@@ -453,7 +458,6 @@ class Episode:
         q = self.question
         if not -1 <= answer < len(q.vocab):
             raise InvalidAction(f"question {q.index}: ANSWER({answer}) is not an answer id of this question")
-        self._actions += 1
         if self.trace is not None:
             self._record("ANSWER", -1, answer)
         self.result = EpisodeResult(
@@ -461,12 +465,12 @@ class Episode:
             answer=answer,
             answer_text=q.vocab[answer] if answer >= 0 else "",
             correct=answer >= 0 and answer == q.gold_id,
-            tokens=self._tokens,
+            tokens=self.tokens,
             sequential_tokens=self.sequential_tokens,
             intervals=self.cost,
             branches_opened=len(self._pool),
-            probes=self._n_probes,
-            actions=self._actions,
+            probes=len(self._probes),
+            actions=self.num_actions + 1,
             stop_reason=reason,
         )
         return self.result
@@ -499,19 +503,13 @@ class Episode:
         b = self._pool[j]
         d = self._depth[j] + 1
         self._depth[j] = d
-        self._intervals += 1
-        answer = q.answer_at[b][d]
         if d > q.num_probes[b]:
-            self._actions += 1
-            self._tokens += q.tokens_at[b][d] - q.tokens_at[b][d - 1]
-            self._finish(j, answer)
-            return answer
-        self._actions += 2
-        self._tokens += q.interval_tokens
+            self._finish_stepwise(j, b, d)
+            return self._latest[j]
+        answer = q.answer_at[b][d]
         self._latest[j] = answer
         self._probed_at[j] = d
         self._probes.append((j, d, answer))
-        self._n_probes += 1
         return answer
 
     def _checked_continue_and_probe(self, j: int) -> int:
@@ -548,9 +546,8 @@ class Episode:
         self._probed_at.append(-1)
         self._latest.append(NO_ANSWER_ID)
         self._whole.add(j)
-        self._tokens += q.total_tokens[b]
-        self._intervals += steps
-        self._actions += 1
+        self._whole_depth += steps
+        self._finish_tokens += q.total_tokens[b]
         self._finish(j, q.final_answer[b])
         if self.trace is not None:
             self._record("READ_WHOLE", j, self._latest[j])
