@@ -52,7 +52,9 @@ def _load_cached(source: str) -> Store:
 def _open_store(store: str | os.PathLike | Store | None) -> Store:
     if isinstance(store, Store):
         return store
-    return _load_cached("default" if store is None else os.path.abspath(os.fspath(store)))
+    if store is None or os.fspath(store) == "default":
+        return _load_cached("default")
+    return _load_cached(os.path.abspath(os.fspath(store)))
 
 
 class AutoTTSEnv(gym.Env):
@@ -149,11 +151,12 @@ class AutoTTSEnv(gym.Env):
 
     ``gym.make("AutoTTS-v0", ...)`` accepts:
 
-    * ``store``: a store folder, a release JSON file or folder, a ``Store``, or None
-      (default) for the embedded synthetic store.
+    * ``store``: a store folder, a release JSON file or folder, a ``Store``, or None /
+      ``"default"`` (default) for the embedded synthetic store. Stores loaded from a path
+      are cached per process (they are immutable), so the envs of a vector env share one.
     * ``split``: ``"model/benchmark"`` (``model/*`` and ``*/benchmark`` work), a list of
       them, or None for every split of the store.
-    * ``questions``: question indices to sample from (None: all).
+    * ``questions``: question indices to sample from, in every selected split (None: all).
     * ``cost_weight``: reward per token charged (default ``1e-6``).
     * ``budget_tokens`` / ``budget_intervals``: per-episode budget (at most one; None:
       unlimited), masked exactly as the engine admits actions.

@@ -67,6 +67,19 @@ def test_default_store_make_and_check_env():
     assert env.action_space.n == 3 + 3 * 64
     assert env.observation_space.shape == (len(BRANCH_FEATURES) * 64 + len(GLOBAL_FEATURES),)
     check_env(env.unwrapped)
+    assert gym.make("AutoTTS-v0", store="default").unwrapped.store is env.unwrapped.store  # loaded once
+
+
+def test_store_folder_replays_like_the_store(tmp_path):
+    folder = tiny_store().save(tmp_path / "store")
+    results = []
+    for store in (str(folder), tiny_store()):
+        env = gym.make("AutoTTS-v0", store=store, max_branches=4)
+        env.reset(options={"question": 0, "order_seed": 3})
+        for _ in range(3):
+            env.step(READ_WHOLE)
+        results.append(env.step(ANSWER)[4]["result"])
+    assert results[0] == results[1] and results[0].tokens == 570
 
 
 @pytest.mark.parametrize(
