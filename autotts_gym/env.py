@@ -138,12 +138,15 @@ class AutoTTSEnv(gym.Env):
     A split is drawn uniformly among the selected splits, then a question uniformly
     among the selected questions, and an ``order_seed`` (all with ``self.np_random``),
     unless ``reset(options=...)`` fixes them: ``{"split": "model/benchmark",
-    "question": i, "order_seed": s}``. No branch is open; the cost is 0.
+    "question": i, "order_seed": s}``. No branch is open; the cost is 0. The info of
+    ``reset`` holds ``action_mask``, ``split``, ``question`` and ``order_seed``, enough to
+    replay the episode.
 
     ## Episode End
 
     Terminated on ANSWER (``info["result"]`` then holds the
-    :class:`~autotts_gym.engine.EpisodeResult`). Every episode can end: the pool and
+    :class:`~autotts_gym.engine.EpisodeResult`; every step's info also has
+    ``action_mask`` and ``tokens``, the tokens charged so far). Every episode can end: the pool and
     depths are finite, and once no other action is admissible only ANSWER is. Pass
     ``max_episode_steps`` to ``gym.make`` to truncate longer episodes.
 
