@@ -121,7 +121,7 @@ def run_methods(
 ) -> list[Evaluation]:
     """Evaluate every spec on every selected split in one worker pool.
 
-    Controllers are all built (and so checked) before any episode runs.
+    Controllers are all built (and so checked) before the store is loaded.
 
     Args:
         store: a Store, a path, or None/"default" for the embedded default store.
@@ -134,8 +134,8 @@ def run_methods(
     Returns:
         One Evaluation per (spec, split), spec-major.
     """
+    controllers = [spec.build() for spec in specs]  # bad specs fail before the store loads
     chosen = load_store(store).select(splits)
-    controllers = [spec.build() for spec in specs]
     cells = [(controller, split) for controller in controllers for split in chosen]
     return evaluate_many(cells, options, workers=workers, progress=progress)
 

@@ -1,0 +1,102 @@
+"""Speed of the evaluation protocol: episodes per second per method and the Table 1 matrix.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_protocol.py [--seeds 10] [--matrix-seeds 100] [--single-matrix]
+
+On the release data (``../shared/replay/autotts-release``, 4 models x AIME24/AIME25):
+
+1. per Table 1 row (SC@64, ASC, ESC, Parallel-Probe, CMC beta 0.5 and 1.0): all eight
+   splits with ``--seeds`` seeds, in this process (1 worker) and with every core;
+   episodes per second of each;
+2. the whole matrix (4 models x 2 benchmarks x 6 rows x ``--matrix-seeds`` seeds) in
+   one ``evaluate_many`` call with every core (and, with ``--single-matrix``, in one
+   process), the figure issue 3 sets a target for.
+
+Besides wall time it prints CPU time (this process and its workers), which a machine
+shared with other jobs inflates less. The reference figures of the issue are printed
+next to ours. Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from autotts_gym.evaluation import default_workers, make_options
+from autotts_gym.methods import TABLE1_ROWS, parse_method_spec, run_methods
+from autotts_gym.reporting import render_table
+from autotts_gym.store import load_store
+
+RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
+
+REFERENCE = """reference figures (issue 3, this machine):
+  release's own code, 1 core:        about 7 min for the matrix (SC@64 ~2 s a cell,
+                                     Parallel-Probe ~19 s, CMC 10-17 s)
+  plain re-implementation, 1 process: about 36 s
+  target for autotts-gym:            under 10 s wall clock on 2 cores"""
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its reaped children."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float, float]:
+    """``(result, wall seconds, CPU seconds)`` of ``fn()``."""
+    wall, cpu = time.perf_counter(), cpu_seconds()
+    result = fn()
+    return result, time.perf_counter() - wall, cpu_seconds() - cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", default=str(RELEASE), help="store or release folder (default: the release data)")
+    parser.add_argument("--seeds", type=int, default=10, help="seeds per question for the per-method figures")
+    parser.add_argument("--matrix-seeds", type=int, default=100, help="seeds per question for the matrix (the paper: 100)")
+    parser.add_argument("--single-matrix", action="store_true", help="also time the matrix in one process")
+    args = parser.parse_args()
+
+    workers = default_workers()
+    print(f"cores usable: {workers}; load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    store, load_s, _ = timed(lambda: load_store(args.store))
+    splits = list(store)
+    print(f"store: {args.store} ({len(splits)} splits) loaded in {load_s:.2f} s\n")
+
+    # Warm the per-question caches and the confidence cache once, outside the timings.
+    run_methods(store, [parse_method_spec("sc")], make_options(1), workers=1)
+
+    options = make_options(args.seeds)
+    body = []
+    for row in TABLE1_ROWS:
+        spec = [parse_method_spec(row)]
+        figures = []
+        for w in (1, workers):
+            evals, wall, cpu = timed(lambda w=w, spec=spec: run_methods(store, spec, options, workers=w))
+            episodes = sum(e.summary.episodes for e in evals)
+            figures.append((episodes, wall, cpu))
+        (n, w1, c1), (_, wn, cn) = figures
+        body.append([row, str(n), f"{w1:.2f}", f"{n / w1:.0f}", f"{wn:.2f}", f"{n / wn:.0f}", f"{w1 / wn:.2f}x", f"{cn:.2f}"])
+    header = ["method", "episodes", "1 worker s", "ep/s", f"{workers} workers s", "ep/s", "speed-up", "CPU s"]
+    print(f"episodes per second, all {len(splits)} splits x 30 questions x {args.seeds} seeds")
+    print(render_table(header, body, text_columns=1))
+
+    specs = [parse_method_spec(r) for r in TABLE1_ROWS]
+    matrix = make_options(args.matrix_seeds)
+    cells = len(specs) * len(splits)
+    print(f"\nmatrix: {len(splits)} splits x {len(specs)} rows x {args.matrix_seeds} seeds = {cells} cells")
+    runs = [workers, 1] if args.single_matrix else [workers]
+    for w in runs:
+        evals, wall, cpu = timed(lambda w=w: run_methods(store, specs, matrix, workers=w))
+        episodes = sum(e.summary.episodes for e in evals)
+        print(f"  {w} worker(s): {wall:.2f} s wall, {cpu:.2f} s CPU, {episodes} episodes, {episodes / wall:.0f} episodes/s")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    print(REFERENCE)
+
+
+if __name__ == "__main__":
+    main()
