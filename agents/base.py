@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from autotts_gym.engine import Episode, EpisodeResult
+from autotts_gym.engine import BudgetExceeded, Episode, EpisodeResult
 
 
 class Controller:
@@ -71,7 +71,14 @@ class Controller:
         return f"{self.name}({args})" if args else self.name
 
     def __call__(self, episode: Episode) -> EpisodeResult:
-        result = self.run(episode)
+        """Run the episode. A controller that hits the budget, or returns without
+        answering, gets the episode's aggregation rule as its answer."""
+        try:
+            result = self.run(episode)
+        except BudgetExceeded:
+            if episode.done:
+                raise
+            return episode.answer(reason="budget")
         if not episode.done:
             result = episode.answer(reason="end")
         return result

@@ -21,7 +21,7 @@ from typing import Any
 
 import gymnasium as gym
 
-from autotts_gym.engine import Episode, EpisodeResult, InvalidAction
+from autotts_gym.engine import BudgetExceeded, Episode, EpisodeResult, InvalidAction
 from autotts_gym.spaces import BRANCH, READ_WHOLE, encode_action
 
 # Episode attributes an EnvEpisode reads through (read-only), and the Episode actions it
@@ -149,7 +149,7 @@ class EnvEpisode:
         if episode.is_active(j) and episode.budget is not None:
             extra = 1 + episode.kappa_probe
             if episode.cost + extra > episode.budget:
-                raise InvalidAction(
+                raise BudgetExceeded(
                     f"question {episode.question.index}: CONTINUE+PROBE({j}) exceeds the budget "
                     f"(cost {episode.cost:g} + {extra:g} > {episode.budget:g} intervals)"
                 )

@@ -45,6 +45,11 @@ class InvalidAction(ValueError):
     """An action that is not admissible in the current state."""
 
 
+class BudgetExceeded(InvalidAction):
+    """An action that would take the cost over the budget. A controller run through
+    :class:`agents.base.Controller` ends the episode with the aggregation rule instead."""
+
+
 @dataclass(frozen=True)
 class EpisodeResult:
     """What an episode ended with.
@@ -345,7 +350,7 @@ class Episode:
 
     def _require_budget(self, extra: float, action: str) -> None:
         if not self._fits(extra):
-            raise InvalidAction(
+            raise BudgetExceeded(
                 f"question {self.question.index}: {action} exceeds the budget "
                 f"(cost {self.cost:g} + {extra:g} > {self._budget:g} intervals)"
             )

@@ -11,10 +11,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from autotts_gym.engine import FINISHED, PRUNED, Aggregator, Episode, InvalidAction
+from autotts_gym.engine import FINISHED, PRUNED, Aggregator, BudgetExceeded, Episode, InvalidAction
 from autotts_gym.orders import SHUFFLES, branch_order
 from autotts_gym.spaces import (
     ANSWER,
+    OVER_BUDGET,
     EpisodeObserver,
     ObservationConfig,
     apply_action,
@@ -281,7 +282,7 @@ class AutoTTSEnv(gym.Env):
             raise InvalidAction("step() before reset(): call reset() first")
         a = int(action)
         if not (0 <= a < self._num_actions and self._observer.mask[a]):
-            raise InvalidAction(self._rejection(a))
+            raise self._rejection(a)
         if a == ANSWER:
             episode.answer(self._committed, self._reason)
             touched = -1
@@ -329,14 +330,17 @@ class AutoTTSEnv(gym.Env):
                 )
         self._committed, self._reason = answer_id, reason
 
-    def _rejection(self, action: int) -> str:
+    def _rejection(self, action: int) -> InvalidAction:
+        # The engine's own error class, so a controller behaves the same through the env
+        # (BudgetExceeded ends its episode with the aggregation rule).
         where = f"question {self.episode.question.index} of {self.split.name}"
         try:
             name = describe_action(action, self.max_branches)
         except InvalidAction as err:
-            return f"{where}: {err}"
+            return InvalidAction(f"{where}: {err}")
         reason = inadmissible_reason(self.episode, action, self.max_branches)
-        return f"{where}: action {action} = {name} is not admissible: {reason or 'masked out'}"
+        error = BudgetExceeded if reason and OVER_BUDGET in reason else InvalidAction
+        return error(f"{where}: action {action} = {name} is not admissible: {reason or 'masked out'}")
 
     def _choose_split(self, name: str | None, uniform: float) -> Split:
         if name is None:

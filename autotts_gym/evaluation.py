@@ -103,7 +103,7 @@ class Summary:
     sequential_tokens: float
     sequential_tokens_ci: tuple[float, float]
     branches_opened: float
-    seconds: float = 0.0
+    seconds: float = 0.0  # worker-seconds spent on this cell (episodes / seconds = per-core rate)
     stop_reasons: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -151,11 +151,13 @@ def _run_cell_questions(controller: Any, split: Split, questions: Sequence[int],
 _JOB: dict[str, Any] = {}
 
 
-def _worker(task: tuple[int, int, tuple[int, ...]]) -> tuple[int, list[tuple]]:
+def _worker(task: tuple[int, int, tuple[int, ...]]) -> tuple[int, list[tuple], float]:
     cell, split_index, questions = task
     controller = _JOB["controllers"][cell]
     split = _JOB["splits"][split_index]
-    return cell, _run_cell_questions(controller, split, questions, _JOB["options"])
+    started = time.perf_counter()
+    rows = _run_cell_questions(controller, split, questions, _JOB["options"])
+    return cell, rows, time.perf_counter() - started
 
 
 def default_workers() -> int:
@@ -203,23 +205,21 @@ def evaluate_many(
     tick = _progress(progress, total)
 
     results: dict[int, list[tuple]] = {c: [] for c in range(len(cells))}
-    started = {c: time.perf_counter() for c in range(len(cells))}
-    elapsed = {c: 0.0 for c in range(len(cells))}
+    elapsed = {c: 0.0 for c in range(len(cells))}  # worker-seconds spent on each cell
     _JOB.update(controllers=[c for c, _ in cells], splits=splits, options=options)
     try:
         if workers == 1 or len(tasks) == 1:
             for task in tasks:
-                t0 = time.perf_counter()
-                c, rows = _worker(task)
-                elapsed[c] += time.perf_counter() - t0
+                c, rows, seconds = _worker(task)
+                elapsed[c] += seconds
                 results[c].extend(rows)
                 tick(len(rows))
         else:
             ctx = mp.get_context("fork")
             with ctx.Pool(workers) as pool:
-                for c, rows in pool.imap_unordered(_worker, tasks):
+                for c, rows, seconds in pool.imap_unordered(_worker, tasks):
                     results[c].extend(rows)
-                    elapsed[c] = time.perf_counter() - started[c]
+                    elapsed[c] += seconds
                     tick(len(rows))
     finally:
         _JOB.clear()
@@ -382,18 +382,18 @@ def sweep(
 
 
 def monotonicity_violations(evaluations: Sequence[Evaluation], tolerance: float = 0.0) -> list[str]:
-    """Where mean tokens fall as beta grows (per split): one sentence per violation."""
-    by_split: dict[str, list[tuple[float, float]]] = {}
+    """Where mean tokens fall as beta grows, per (method, split): one sentence each."""
+    curves: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for ev in evaluations:
         beta = ev.summary.beta
         if beta is not None:
-            by_split.setdefault(ev.split.name, []).append((beta, ev.summary.tokens))
+            curves.setdefault((ev.summary.method, ev.split.name), []).append((beta, ev.summary.tokens))
     out = []
-    for name, points in by_split.items():
+    for (method, name), points in curves.items():
         points.sort()
         for (b0, t0), (b1, t1) in zip(points, points[1:]):
             if t1 < t0 * (1 - tolerance):
-                out.append(f"{name}: mean tokens fall from {t0:.0f} at beta {b0:g} to {t1:.0f} at beta {b1:g}")
+                out.append(f"{method} on {name}: mean tokens fall from {t0:.0f} at beta {b0:g} to {t1:.0f} at beta {b1:g}")
     return out
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.registry import make_controller, resolve_class
-from autotts_gym.evaluation import EpisodeOptions, Evaluation, evaluate_many, monotonicity_violations
+from autotts_gym.evaluation import EpisodeOptions, Evaluation, evaluate_many
 from autotts_gym.reporting import PoolReference, Table1, build_table1, pool_reference, split_roles
 from autotts_gym.store import Store, load_store
 
@@ -138,15 +138,6 @@ def run_methods(
     chosen = load_store(store).select(splits)
     cells = [(controller, split) for controller in controllers for split in chosen]
     return evaluate_many(cells, options, workers=workers, progress=progress)
-
-
-def family_violations(evaluations: Sequence[Evaluation], tolerance: float = 0.0) -> list[str]:
-    """Monotonicity violations (mean tokens falling as beta grows), checked within each
-    method family separately: one sentence per violation, prefixed by the method."""
-    families: dict[str, list[Evaluation]] = {}
-    for ev in evaluations:
-        families.setdefault(ev.summary.method, []).append(ev)
-    return [f"{method}: {v}" for method, evs in families.items() for v in monotonicity_violations(evs, tolerance)]
 
 
 @dataclass

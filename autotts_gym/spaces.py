@@ -231,10 +231,13 @@ def _fits(episode: Episode, extra: float) -> bool:
     return budget is None or episode.cost + extra <= budget
 
 
+OVER_BUDGET = "exceeds the budget"
+
+
 def _over_budget(episode: Episode, extra: float) -> str | None:
     if _fits(episode, extra):
         return None
-    return f"it exceeds the budget (cost {episode.cost:g} + {extra:g} > {episode.budget:g} intervals)"
+    return f"it {OVER_BUDGET} (cost {episode.cost:g} + {extra:g} > {episode.budget:g} intervals)"
 
 
 # ============================================================= observation

@@ -164,7 +164,7 @@ def test_beta_sweep_monotonicity(capsys, user_file):
         capsys, "evaluate", RELEASE, "--method", f"{user_file}:Shrinking", "--betas", "0,1", "--seeds", 2, "--splits", SPLIT, "--workers", 1
     )
     assert code == 0
-    assert f"monotonicity violation: shrinking: {SPLIT}: mean tokens fall" in out
+    assert f"monotonicity violation: shrinking on {SPLIT}: mean tokens fall" in out
     code, out, _ = run_cli(
         capsys, "evaluate", RELEASE, "--method", "sc", "--beta", 0, "--beta", 1, "--seeds", 2, "--splits", SPLIT, "--workers", 1
     )

@@ -10,11 +10,10 @@ from pathlib import Path
 
 from agents.registry import parse_overrides
 from autotts_gym.commands._protocol import add_protocol_arguments, add_store_argument, options_from_args, show_progress
-from autotts_gym.evaluation import write_records_csv
+from autotts_gym.evaluation import monotonicity_violations, write_records_csv
 from autotts_gym.methods import (
     COMPARE_BETAS,
     COMPARE_METHODS,
-    family_violations,
     parse_betas,
     parse_list,
     run_methods,
@@ -68,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     summaries = [e.summary for e in evaluations]
 
     print(format_compare(summaries))
-    for v in family_violations(evaluations):
+    for v in monotonicity_violations(evaluations):
         print(f"monotonicity violation: {v}")
     episodes = sum(s.episodes for s in summaries)
     print(f"{len(evaluations)} cells, {episodes} episodes in {seconds:.2f} s ({episodes / seconds:.0f} episodes/s)")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from agents.registry import parse_overrides
 from autotts_gym.commands._protocol import add_protocol_arguments, add_store_argument, options_from_args, show_progress
-from autotts_gym.evaluation import default_workers, write_records_csv, write_summaries_json
-from autotts_gym.methods import MethodSpec, family_violations, parse_betas, run_methods
+from autotts_gym.evaluation import default_workers, monotonicity_violations, write_records_csv, write_summaries_json
+from autotts_gym.methods import MethodSpec, parse_betas, run_methods
 from autotts_gym.reporting import summary_json, summary_line
 from autotts_gym.tracking import log_summaries
 
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     for s in summaries:
         print(summary_json(s) if args.json else summary_line(s))
     if len(betas) > 1:
-        violations = family_violations(evaluations)
+        violations = monotonicity_violations(evaluations)
         for v in violations:
             say(f"monotonicity violation: {v}")
         if not violations:
