@@ -1,0 +1,280 @@
+"""The candidate sandbox: the static check, and every failure the isolated evaluation
+must turn into a recorded diagnostic (syntax error, exception, timeout, endless loop,
+forbidden import, memory bomb, file write, socket, subprocess, step limit, hidden data),
+while a valid candidate is evaluated."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from agents.discovery.checks import CandidateRejected, check_candidate, extract_code
+from agents.discovery.sandbox import SandboxLimits, SweepJob, evaluate_candidate
+from autotts_gym.store import Store
+from autotts_gym.synthetic import generate_split
+
+GOOD_RUN = """\
+finals = [episode.read_whole()[1] for _ in range(min(self.k, episode.num_available))]
+return episode.answer(majority(finals)[0], reason="read-k")
+"""
+
+
+def candidate(
+    run: str = GOOD_RUN, top: str = "", header: str = "", schedule: bool = True, docstring: bool = True
+) -> str:
+    """A candidate module around a body of run(); ``top`` goes before the class,
+    ``header`` among the imports."""
+    doc = '"""A test candidate: reads k whole branches and answers their majority."""\n\n' if docstring else ""
+    family = (
+        "    @staticmethod\n    def schedule(beta):\n        return {'k': 1 + round(3 * beta)}\n\n" if schedule else ""
+    )
+    return (
+        f"{doc}from __future__ import annotations\n\nfrom dataclasses import dataclass\n\n"
+        f"from agents.base import Controller\nfrom autotts_gym.voting import majority\n{header}\n{top}\n\n"
+        "@dataclass(frozen=True)\nclass ReadK(Controller):\n    name = 'read-k'\n    k: int = 2\n\n"
+        f"{family}    def run(self, episode):\n{textwrap.indent(run, '        ')}"
+    )
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory) -> str:
+    """A small synthetic store (4 questions x 16 branches) on disk."""
+    path = tmp_path_factory.mktemp("sandbox") / "store"
+    Store([generate_split(4, 16, seed=3, model="tiny", benchmark="search")]).save(path)
+    return str(path)
+
+
+@pytest.fixture
+def job(store_path) -> SweepJob:
+    return SweepJob(store=store_path, splits=("tiny/search",), betas=(0.0, 1.0), seeds=(0, 1), trace_episodes=0)
+
+
+FAST = SandboxLimits(cpu_seconds=30, wall_seconds=60, memory_mb=512, max_actions=5000)
+
+
+def run_case(source: str, job: SweepJob, limits: SandboxLimits = FAST, static_check: bool = False):
+    outcome = evaluate_candidate(source, job, limits, static_check=static_check)
+    assert not outcome.ok, outcome
+    return outcome.failure
+
+
+# ---------------------------------------------------------------------------- static check
+def test_valid_candidate_is_evaluated_on_every_point(job):
+    outcome = evaluate_candidate(candidate(), job, FAST)
+    assert outcome.ok, outcome.failure
+    assert outcome.candidate == {
+        "class_name": "ReadK",
+        "name": "read-k",
+        "docstring": "A test candidate: reads k whole branches and answers their majority.",
+    }
+    assert [p["label"] for p in outcome.points] == ["beta=0", "beta=1"]
+    assert [p["params"] for p in outcome.points] == [{"k": 1}, {"k": 4}]
+    for p in outcome.points:
+        summary = p["splits"]["tiny/search"]
+        assert summary["episodes"] == 8 and 0.0 <= p["accuracy"] <= 100.0
+        assert p["accuracy"] == summary["accuracy"] and p["tokens"] == summary["tokens"]
+    assert outcome.points[1]["tokens"] > outcome.points[0]["tokens"]  # four whole branches cost more than one
+
+
+@pytest.mark.parametrize(
+    ("run", "header", "kind", "fragment"),
+    [
+        ("return episode.answer(episode.question.gold_id)\n", "", "forbidden-attribute", "'question'"),
+        ("return episode.answer(episode.order[0])\n", "", "forbidden-attribute", "'order'"),
+        ("return episode.answer(episode._e.result)\n", "", "forbidden-attribute", "'_e'"),
+        ("return getattr(episode, 'answer')()\n", "", "forbidden-name", "'getattr'"),
+        ("setattr(self, 'k', 3)\n", "", "forbidden-name", "'setattr'"),
+        ("return eval('episode.answer()')\n", "", "forbidden-name", "'eval'"),
+        ("exec('x = 1')\n", "", "forbidden-name", "'exec'"),
+        ("compile('1', 'x', 'eval')\n", "", "forbidden-name", "'compile'"),
+        ("__import__('os')\n", "", "forbidden-name", "'__import__'"),
+        ("open('notes.txt', 'w').write('x')\n", "", "forbidden-name", "'open'"),
+        ("globals()['k'] = 1\n", "", "forbidden-name", "'globals'"),
+        ("vars(episode)\n", "", "forbidden-name", "'vars'"),
+        ("pass\n", "import os", "forbidden-import", "'os'"),
+        ("pass\n", "from os import path", "forbidden-import", "'os'"),
+        ("pass\n", "import socket", "forbidden-import", "'socket'"),
+        ("pass\n", "import subprocess", "forbidden-import", "'subprocess'"),
+        ("pass\n", "from autotts_gym.store import load_store", "forbidden-import", "autotts_gym.store"),
+        ("pass\n", "from autotts_gym.engine import QuestionData", "forbidden-import", "QuestionData"),
+        ("pass\n", "import agents.base", "forbidden-import", "from agents.base import"),
+        ("pass\n", "from math import *", "forbidden-import", "import *"),
+        ("pass\n", "from typing import operator", "forbidden-import", "'operator'"),
+        ("typing.sys.modules\n", "import typing", "forbidden-attribute", "'sys'"),
+        ("m = math\n", "import math", "forbidden-name", "only be used as math.<name>"),
+        ("'{0.k}'.format(self)\n", "", "forbidden-attribute", "'format'"),
+        ("global COUNT\n", "", "forbidden-name", "'global'"),
+        ("try:\n    pass\nexcept:\n    pass\n", "", "forbidden-name", "except"),
+        ("try:\n    pass\nexcept BaseException:\n    pass\n", "", "forbidden-name", "BaseException"),
+        ("counts = {}\nmax(counts, key=counts.__getitem__)\n", "", "forbidden-attribute", "d.get"),
+    ],
+)
+def test_static_check_rejects(run, header, kind, fragment):
+    with pytest.raises(CandidateRejected) as err:
+        check_candidate(candidate(run=run, header=header))
+    assert err.value.kind == kind
+    assert fragment in err.value.message and "candidate.py, line " in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("source", "fragment"),
+    [
+        (candidate(docstring=False), "docstring"),
+        (candidate(top="@dataclass(frozen=True)\nclass Other(Controller):\n    name = 'o'"), "exactly one subclass"),
+        (candidate().replace("class ReadK(Controller)", "class ReadK"), "exactly one subclass"),
+        (candidate().replace("@dataclass(frozen=True)", "@dataclass"), "frozen=True"),
+        (candidate().replace("    name = 'read-k'\n", ""), "name ="),
+        (candidate(schedule=False), "schedule(beta)"),
+        (candidate().replace("def run(self, episode)", "def go(self, episode)"), "run(self, episode)"),
+        (candidate(top="def __del__(self):\n    pass"), "__del__"),
+    ],
+)
+def test_static_check_enforces_the_contract(source, fragment):
+    with pytest.raises(CandidateRejected) as err:
+        check_candidate(source)
+    assert fragment in err.value.message
+
+
+def test_free_parameter_mode_asks_for_grid():
+    with pytest.raises(CandidateRejected, match=r"grid\(\)"):
+        check_candidate(candidate(), free_params=True)
+    source = candidate(schedule=False).replace(
+        "    def run", "    @staticmethod\n    def grid():\n        return [{'k': 1}, {'k': 3}]\n\n    def run"
+    )
+    assert check_candidate(source, free_params=True).family == "grid"
+
+
+def test_reference_controllers_pass_the_static_check():
+    import inspect
+
+    import agents.asc
+    import agents.cmc
+    import agents.parallel_probe
+
+    for module in (agents.asc, agents.cmc, agents.parallel_probe):
+        assert check_candidate(inspect.getsource(module)).family == "schedule"
+
+
+def test_extract_code_takes_the_last_module_block():
+    reply = "Idea first.\n```python\nx = 1\n```\nThen the module:\n```python\nclass A:\n    pass\n```\nDone."
+    assert extract_code(reply) == "class A:\n    pass\n"
+    assert extract_code("```\nclass B:\n    pass\n```") == "class B:\n    pass\n"
+    assert extract_code("class C:\n    pass") == "class C:\n    pass\n"
+    assert extract_code("I cannot help with that.") is None
+
+
+# ------------------------------------------------------------------------ sandbox failures
+def test_syntax_error_is_a_failure_before_and_inside_the_sandbox(job):
+    source = candidate(run="return episode.answer(\n")
+    assert evaluate_candidate(source, job, FAST).failure["kind"] == "syntax-error"
+    failure = run_case(source, job)
+    assert failure["kind"] == "syntax-error" and failure["stage"] == "load"
+
+
+def test_exception_names_point_question_and_line(job):
+    failure = run_case(candidate(run="if episode.num_opened == 0:\n    raise ValueError('no branch yet')\n"), job)
+    assert failure["kind"] == "exception" and failure["stage"] == "evaluate"
+    assert "ValueError: no branch yet" in failure["message"]
+    assert "at beta=0, question 0, after 0 actions" in failure["message"]
+    assert "candidate.py, line" in failure["message"] and "in run" in failure["message"]
+
+
+def test_invalid_action_and_unrevealed_answer_are_exceptions(job):
+    failure = run_case(candidate(run="j = episode.branch()\nepisode.probe(j)\nepisode.probe(j)\n"), job)
+    assert failure["kind"] == "exception" and "InvalidAction" in failure["message"] and "twice" in failure["message"]
+    failure = run_case(candidate(run="return episode.answer(3)\n"), job)
+    assert "has not been revealed" in failure["message"]
+
+
+def test_wall_clock_timeout(job):
+    limits = SandboxLimits(cpu_seconds=120, wall_seconds=3, memory_mb=512)
+    failure = run_case(candidate(run="while True:\n    pass\n"), job, limits)
+    assert failure["kind"] == "timeout" and "wall-clock limit of 3 s" in failure["message"]
+
+
+def test_endless_loop_hits_the_cpu_limit(job):
+    limits = SandboxLimits(cpu_seconds=1, wall_seconds=60, memory_mb=512)
+    failure = run_case(candidate(run="n = 0\nwhile True:\n    n += 1\n"), job, limits)
+    assert failure["kind"] == "cpu-limit" and "CPU-time limit of 1 s" in failure["message"]
+
+
+def test_step_limit_ends_an_endless_retry_loop(job):
+    run = "j = episode.branch()\nwhile True:\n    try:\n        episode.probe(j)\n    except Exception:\n        pass\n"
+    failure = run_case(candidate(run=run), job, static_check=True)
+    assert failure["kind"] == "step-limit" and "more than 5000 primitive actions" in failure["message"]
+
+
+def test_memory_bomb(job):
+    failure = run_case(candidate(run="blocks = [0] * (10 ** 10)\n"), job, static_check=True)
+    assert failure["kind"] == "memory" and "512 MB" in failure["message"]
+    failure = run_case(candidate(top="HUGE = bytearray(10 ** 11)"), job, static_check=True)
+    assert failure["kind"] == "memory" and failure["stage"] == "load"
+
+
+def test_forbidden_import_at_run_time(job):
+    failure = run_case(candidate(header="import os"), job)
+    assert failure["kind"] == "forbidden-import" and "'os'" in failure["message"]
+    swallowed = candidate(run="try:\n    import socket\nexcept ImportError:\n    pass\n" + GOOD_RUN)
+    assert run_case(swallowed, job)["kind"] == "forbidden-import"
+
+
+def test_file_write_is_blocked_even_when_the_error_is_swallowed(job, tmp_path):
+    target = tmp_path / "written.txt"
+    run = (
+        f"try:\n    dataclasses.builtins.open({str(target)!r}, 'w').write('x')\nexcept Exception:\n    pass\n"
+        + GOOD_RUN
+    )
+    failure = run_case(candidate(run=run, header="import dataclasses"), job)
+    assert failure["kind"] == "sandbox-violation" and "open(" in failure["message"]
+    assert not target.exists()
+
+
+def test_socket_and_subprocess_are_blocked(job, tmp_path):
+    run = "dataclasses.sys.modules['socket'].socket()\n"
+    failure = run_case(candidate(run=run, header="import dataclasses"), job)
+    assert failure["kind"] == "sandbox-violation" and "socket.__new__" in failure["message"]
+    marker = tmp_path / "touched"
+    run = f"dataclasses.sys.modules['os'].system('touch {marker}')\n"
+    failure = run_case(candidate(run=run, header="import dataclasses"), job)
+    assert failure["kind"] == "sandbox-violation" and "os.system" in failure["message"]
+    assert not marker.exists()
+
+
+def test_hidden_data_is_not_on_the_episode(job):
+    failure = run_case(candidate(run="return episode.answer(episode.question.gold_id)\n"), job)
+    assert failure["kind"] == "exception" and "has no attribute 'question'" in failure["message"]
+
+
+def test_no_secrets_in_the_sandbox_environment(job, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-value")
+    run = "raise ValueError(str(dataclasses.sys.modules['os'].environ.get('OPENAI_API_KEY')))\n"
+    failure = run_case(candidate(run=run, header="import dataclasses"), job)
+    assert "ValueError: None" in failure["message"] and "sk-secret" not in failure["message"]
+
+
+def test_output_flood_hits_the_output_limit(job):
+    limits = SandboxLimits(cpu_seconds=30, wall_seconds=60, memory_mb=512, output_bytes=2**20)
+    failure = run_case(candidate(run="while True:\n    print('x' * 10000)\n"), job, limits, static_check=True)
+    assert failure["kind"] == "output-limit"
+
+
+def test_runtime_contract_and_impure_schedule(job):
+    impure = candidate(top="CALLS = []", run=GOOD_RUN).replace(
+        "return {'k': 1 + round(3 * beta)}", "CALLS.append(1)\n        return {'k': len(CALLS)}"
+    )
+    failure = run_case(impure, job, static_check=True)
+    assert failure["kind"] == "contract" and "must be pure" in failure["message"]
+    unknown = candidate().replace("return {'k': 1 + round(3 * beta)}", "return {'width': 2}")
+    failure = run_case(unknown, job, static_check=True)
+    assert failure["kind"] == "contract" and "width are not fields of ReadK" in failure["message"]
+
+
+def test_example_candidates_pass(job):
+    folder = Path(__file__).resolve().parents[1] / "examples" / "discovery_candidates"
+    files = sorted(folder.glob("*.py"))
+    assert len(files) >= 3
+    for path in files:
+        info = check_candidate(path.read_text(), path.name)
+        assert info.family == "schedule" and len(info.docstring.split()) > 20
