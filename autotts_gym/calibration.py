@@ -318,9 +318,20 @@ def fit_profile(split: Split, name: str, *, refine_steps: int = 8, sim_questions
     return profile
 
 
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-4), 1 - 1e-4)
-    return float(np.log(p / (1 - p)))
+def expected_accuracy(skill_mean: float, skill_sd: float, err_final_mean: float) -> float:
+    """Expected one-trajectory accuracy of a profile: ``E[sigmoid(z)] * (1 - ERR share)``
+    with ``z ~ Normal(skill_mean, skill_sd)``."""
+    z = skill_mean + skill_sd * np.linspace(-8.0, 8.0, 4001)
+    weight = np.exp(-0.5 * np.linspace(-8.0, 8.0, 4001) ** 2)
+    return float(np.sum(weight / (1.0 + np.exp(-z))) / weight.sum() * (1.0 - err_final_mean))
+
+
+def _skill_mean_for(accuracy: float, skill_sd: float, err_final_mean: float) -> float:
+    """The skill mean whose expected one-trajectory accuracy is ``accuracy``."""
+    from scipy.optimize import brentq
+
+    goal = min(max(accuracy, 1e-4), (1.0 - err_final_mean) * (1 - 1e-4))
+    return round(float(brentq(lambda m: expected_accuracy(m, skill_sd, err_final_mean) - goal, -40.0, 40.0)), 4)
 
 
 def _refine(profile: Profile, target: dict[str, float], nq: int, nb: int, delta: int, seed: int) -> Profile:
@@ -351,6 +362,10 @@ def _refine(profile: Profile, target: dict[str, float], nq: int, nb: int, delta:
         peak, a, b = shape
         return (round(float(np.clip(peak * ratio(key), 0.0, 1.0)), 4), a, b)
 
+    # The skill spread follows the majority's gain over one trajectory; the skill mean is
+    # then set exactly (no simulation noise) to the one-trajectory accuracy.
+    skill_sd = round(float(np.clip(profile.skill_sd * np.exp(2.0 * (majority_gain(got) - majority_gain(target))), 0.3, 12.0)), 4)
+    err_mean = round(float(np.clip(profile.err_final_mean * ratio("err_final"), 0.0, 0.5)), 5)
     # Unsettled answers: the glimpse and one-off shares follow their statistics; distractor
     # and interim answers keep their directly estimated proportion (which of them is also
     # some branch's final answer is beyond this model), scaled to fill the rest.
@@ -359,11 +374,11 @@ def _refine(profile: Profile, target: dict[str, float], nq: int, nb: int, delta:
     recurring = 1.0 - profile.glimpse - profile.rare_interim
     distractor = profile.distractor_interim / max(recurring, 1e-3) * max(0.0, 1.0 - glimpse - rare)
     return profile.replace(
-        skill_mean=round(profile.skill_mean + 0.8 * (_logit(target["trajectory_acc"]) - _logit(got["trajectory_acc"])), 4),
-        err_final_mean=round(float(np.clip(profile.err_final_mean * ratio("err_final"), 0.0, 0.5)), 5),
+        skill_mean=_skill_mean_for(target["trajectory_acc"], skill_sd, err_mean),
+        skill_sd=skill_sd,
+        err_final_mean=err_mean,
         noise_final=round(float(np.clip(profile.noise_final * ratio("distinct_finals", 0.8, 1.25), 0.0, 0.95)), 4),
         length_log_median=round(profile.length_log_median + target["length_log_mean"] - got["length_log_mean"], 4),
-        skill_sd=round(float(np.clip(profile.skill_sd * np.exp(2.0 * (majority_gain(got) - majority_gain(target))), 0.3, 12.0)), 4),
         settle_correct=shift_settling(profile.settle_correct, "settle_correct"),
         settle_wrong=shift_settling(profile.settle_wrong, "settle_wrong"),
         settle_tail=round(float(np.clip(profile.settle_tail * ratio("settle_last", 0.6, 1.6) ** -1, 0.0, 20.0)), 4),

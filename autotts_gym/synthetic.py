@@ -50,6 +50,7 @@ _GOLD, _ERR, _FIRST_DISTRACTOR = 0, 1, 2  # raw answer slots of a question (see 
 # Glimpses of the final answer grow with depth: rate glimpse * (0.4 + 1.2 x), mean glimpse
 # (the release's rate rises about threefold from the first to the ninth decile).
 _GLIMPSE_RAMP = (0.4, 1.2)
+_DEPTH_BINS = 256  # resolution of the depth-dependent rates
 
 
 @dataclass(frozen=True)
@@ -138,106 +139,106 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "qwen3-0.6b-like": Profile(
         name="qwen3-0.6b-like",
-        skill_mean=-3.4057,
-        skill_sd=1.9838,
-        err_final_mean=0.00443,
+        skill_mean=-3.5162,
+        skill_sd=2.2478,
+        err_final_mean=0.00425,
         err_final_concentration=55.947,
         distractors=16,
         distractor_alpha=0.5,
-        noise_final=0.2702,
-        length_log_median=9.2869,
+        noise_final=0.2748,
+        length_log_median=9.297,
         length_skill_slope=0.148,
         length_question_sd=0.3696,
         length_branch_sd=0.4509,
         length_wrong_shift=0.244,
-        settle_correct=(0.6098, 1.7344),
-        settle_wrong=(0.869, 2.0301),
-        settle_length_slope=0.8863,
-        settle_tail=0.7075,
-        stickiness=0.5968,
-        glimpse=0.0835,
-        distractor_interim=0.4428,
-        rare_interim=0.1439,
-        err_unsettled=(0.0498, 0.2898, 0.7276),
-        err_settled=(0.1271, 0.0, 0.7458),
+        settle_correct=(0.6145, 1.7753),
+        settle_wrong=(0.8678, 2.0525),
+        settle_length_slope=0.8619,
+        settle_tail=0.688,
+        stickiness=0.5965,
+        glimpse=0.0831,
+        distractor_interim=0.4431,
+        rare_interim=0.144,
+        err_unsettled=(0.0492, 0.2898, 0.7276),
+        err_settled=(0.1281, 0.0, 0.7458),
         count_offsets=(0.0, 0.00052, 0.00156, 0.00234, 0.00599, 0.01927, 0.06849, 0.20625, 0.53307, 0.1625),
     ),
     "qwen3-1.7b-like": Profile(
         name="qwen3-1.7b-like",
-        skill_mean=-0.2364,
-        skill_sd=1.6209,
-        err_final_mean=0.0026,
+        skill_mean=-0.2335,
+        skill_sd=1.6368,
+        err_final_mean=0.00252,
         err_final_concentration=68.656,
         distractors=8,
         distractor_alpha=0.8,
-        noise_final=0.2263,
-        length_log_median=9.2486,
+        noise_final=0.2278,
+        length_log_median=9.2517,
         length_skill_slope=0.2474,
         length_question_sd=0.3462,
         length_branch_sd=0.3429,
         length_wrong_shift=0.4572,
-        settle_correct=(0.6411, 2.386),
-        settle_wrong=(0.8026, 2.1993),
-        settle_length_slope=0.9085,
-        settle_tail=1.0268,
-        stickiness=0.5469,
-        glimpse=0.0517,
-        distractor_interim=0.4657,
-        rare_interim=0.0987,
-        err_unsettled=(0.0786, 0.7557, 1.0132),
-        err_settled=(0.0871, 0.303, 1.2119),
+        settle_correct=(0.6388, 2.2948),
+        settle_wrong=(0.8022, 2.217),
+        settle_length_slope=0.8915,
+        settle_tail=0.9599,
+        stickiness=0.5472,
+        glimpse=0.0511,
+        distractor_interim=0.4661,
+        rare_interim=0.0982,
+        err_unsettled=(0.0777, 0.7557, 1.0132),
+        err_settled=(0.087, 0.303, 1.2119),
         count_offsets=(0.00078, 0.00365, 0.00599, 0.00391, 0.00677, 0.0401, 0.13359, 0.2474, 0.41016, 0.14766),
     ),
     "qwen3-4b-like": Profile(
         name="qwen3-4b-like",
-        skill_mean=2.8414,
-        skill_sd=4.5272,
-        err_final_mean=0.00387,
+        skill_mean=2.8386,
+        skill_sd=4.4995,
+        err_final_mean=0.0038,
         err_final_concentration=130.052,
         distractors=24,
         distractor_alpha=0.1,
-        noise_final=0.1754,
-        length_log_median=9.1887,
+        noise_final=0.1777,
+        length_log_median=9.1785,
         length_skill_slope=0.3292,
         length_question_sd=0.3928,
         length_branch_sd=0.3075,
         length_wrong_shift=0.4959,
-        settle_correct=(0.578, 2.466),
-        settle_wrong=(0.6251, 1.5773),
-        settle_length_slope=1.2152,
-        settle_tail=1.4508,
-        stickiness=0.5342,
-        glimpse=0.0542,
-        distractor_interim=0.4142,
-        rare_interim=0.0568,
+        settle_correct=(0.5758, 2.5314),
+        settle_wrong=(0.6167, 1.6531),
+        settle_length_slope=1.2055,
+        settle_tail=1.3668,
+        stickiness=0.5345,
+        glimpse=0.0557,
+        distractor_interim=0.4136,
+        rare_interim=0.0567,
         err_unsettled=(0.109, 0.5162, 0.9887),
-        err_settled=(0.3793, 0.3726, 1.5061),
+        err_settled=(0.3813, 0.3726, 1.5061),
         count_offsets=(0.00052, 0.00469, 0.00313, 0.00469, 0.01042, 0.02057, 0.04948, 0.15521, 0.54792, 0.20339),
     ),
     "qwen3-8b-like": Profile(
         name="qwen3-8b-like",
-        skill_mean=4.1608,
-        skill_sd=6.2219,
-        err_final_mean=0.01195,
+        skill_mean=4.7535,
+        skill_sd=6.2948,
+        err_final_mean=0.01186,
         err_final_concentration=13.538,
         distractors=12,
         distractor_alpha=0.2,
-        noise_final=0.1598,
-        length_log_median=9.2598,
+        noise_final=0.1848,
+        length_log_median=9.2501,
         length_skill_slope=0.3649,
         length_question_sd=0.3554,
         length_branch_sd=0.2983,
         length_wrong_shift=0.4392,
-        settle_correct=(0.6197, 2.5874),
-        settle_wrong=(0.6384, 1.5284),
-        settle_length_slope=1.2077,
-        settle_tail=1.1115,
+        settle_correct=(0.6039, 2.8922),
+        settle_wrong=(0.6282, 1.542),
+        settle_length_slope=1.2256,
+        settle_tail=0.9184,
         stickiness=0.5381,
-        glimpse=0.0598,
-        distractor_interim=0.4071,
+        glimpse=0.0617,
+        distractor_interim=0.4061,
         rare_interim=0.0508,
-        err_unsettled=(0.0461, 1.2311, 1.7301),
-        err_settled=(0.1773, 1.1921, 2.0137),
+        err_unsettled=(0.0462, 1.2311, 1.7301),
+        err_settled=(0.179, 1.1921, 2.0137),
         count_offsets=(0.00026, 0.0026, 0.00234, 0.00625, 0.01302, 0.03464, 0.05833, 0.1474, 0.52552, 0.20964),
     ),
 }
@@ -418,8 +419,8 @@ def generate_split(
 @lru_cache(maxsize=1)
 def default_store() -> Store:
     """The embedded default store: splits ``synthetic/search`` and ``synthetic/heldout``,
-    30 questions x 128 branches each (the release's shape), default profile. Built once
-    per process (about 0.1 s) and cached; works offline."""
+    30 questions x 128 branches each (the release's shape), default profile, seeds 0 and
+    1. Built once per process (a fraction of a second) and cached; works offline."""
     return Store(
         [
             generate_split(30, 128, seed=0, benchmark="search"),
@@ -581,32 +582,32 @@ def _probe_answers(rng: np.random.Generator, prof: Profile, plan: _Plan) -> np.n
     branch_of = np.repeat(np.arange(len(counts)), counts)
     starts = np.cumsum(counts) - counts
     position = np.arange(n_probes) - starts[branch_of]
-    depth = (position + 0.5) / counts[branch_of]
+    # Depth-dependent rates are read from tables over _DEPTH_BINS bins of (position + 0.5) / n.
+    depth_bin = ((2 * position + 1) * _DEPTH_BINS) // (2 * counts[branch_of])
     settled = position >= plan.settle[branch_of]
     final = plan.final_raw[branch_of]
-    question_of = branch_of // plan.num_branches
+    centres = (np.arange(_DEPTH_BINS) + 0.5) / _DEPTH_BINS
 
     # Fresh draws of unsettled probes: own final, a distractor, a one-off, or an interim answer.
-    fresh = np.empty(n_probes, np.int64)
-    r = rng.random(n_probes)
-    cut1 = prof.glimpse * (_GLIMPSE_RAMP[0] + _GLIMPSE_RAMP[1] * depth)
-    cut2 = cut1 + prof.distractor_interim
-    cut3 = cut2 + prof.rare_interim
-    own = r < cut1
-    fresh[own] = final[own]
+    fresh = final.copy()
+    idx = np.flatnonzero(~settled)
+    question_of = branch_of[idx] // plan.num_branches
+    r = rng.random(len(idx), dtype=np.float32)
+    cut1 = (prof.glimpse * (_GLIMPSE_RAMP[0] + _GLIMPSE_RAMP[1] * centres)).astype(np.float32)[depth_bin[idx]]
+    cut2 = cut1 + np.float32(prof.distractor_interim)
+    cut3 = cut2 + np.float32(prof.rare_interim)
     pick = np.flatnonzero((r >= cut1) & (r < cut2))
-    fresh[pick] = _FIRST_DISTRACTOR + _sample_rows(rng, plan.distractor_interim_cdf, question_of[pick])
+    fresh[idx[pick]] = _FIRST_DISTRACTOR + _sample_rows(rng, plan.distractor_interim_cdf, question_of[pick])
     pick = np.flatnonzero((r >= cut2) & (r < cut3))
-    fresh[pick] = plan.layout.first_noise + rng.integers(0, plan.layout.noise, len(pick))
+    fresh[idx[pick]] = plan.layout.first_noise + rng.integers(0, plan.layout.noise, len(pick))
     pick = np.flatnonzero(r >= cut3)
-    fresh[pick] = plan.layout.first_interim + _sample_rows(rng, plan.interim_cdf, question_of[pick])
-    fresh[settled] = final[settled]
-    err_rate = np.where(settled, hump(depth, prof.err_settled), hump(depth, prof.err_unsettled))
-    fresh[rng.random(n_probes) < err_rate] = _ERR
+    fresh[idx[pick]] = plan.layout.first_interim + _sample_rows(rng, plan.interim_cdf, question_of[pick])
+    err_table = np.stack([hump(centres, prof.err_unsettled), hump(centres, prof.err_settled)]).astype(np.float32)
+    fresh[rng.random(n_probes, dtype=np.float32) < err_table[settled.view(np.int8), depth_bin]] = _ERR
 
     # Unsettled probes repeat the previous one with probability `stickiness`: each takes
     # the value of the latest non-repeating position of its branch.
-    repeat = (rng.random(n_probes) < prof.stickiness) & ~settled & (position > 0)
+    repeat = (rng.random(n_probes, dtype=np.float32) < prof.stickiness) & ~settled & (position > 0)
     source = np.where(repeat, 0, np.arange(n_probes))
     np.maximum.accumulate(source, out=source)
     answers = fresh[source]

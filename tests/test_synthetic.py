@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autotts_gym.calibration import calibration_stats, fit_diagnostics
+from autotts_gym.calibration import calibration_stats, expected_accuracy, fit_diagnostics
 from autotts_gym.cli import main as cli_main
 from autotts_gym.engine import Episode
 from autotts_gym.store import Split, Store
@@ -193,6 +193,15 @@ def test_profile_reproduces_the_release_statistics_it_was_fitted_to(profile):
         if abs(stats[key] / target[key] - 1) > tol:
             misses.append(f"{key}: {stats[key]:.1f} vs {target[key]:.1f} (tolerance {tol:.0%})")
     assert not misses, f"{profile} misses its targets: " + "; ".join(misses)
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_expected_accuracy_of_each_profile_is_its_target(profile):
+    # Exact (no sampling): the fit solves the skill mean for the target accuracy.
+    p = get_profile(profile)
+    assert expected_accuracy(p.skill_mean, p.skill_sd, p.err_final_mean) == pytest.approx(
+        TARGETS[profile]["trajectory_acc"], abs=0.002
+    )
 
 
 def test_profiles_are_ordered_like_the_models():
