@@ -406,8 +406,8 @@ def generate_split(
         model=model,
         benchmark=benchmark,
         interval_tokens=interval_tokens,
-        sampling={"generator": "autotts_gym.synthetic", "profile": prof.name, "seed": seed},
-        source=f"synthetic: profile {prof.name}, seed {seed}",
+        sampling={"profile": prof.name, "seed": seed, "max_tokens": prof.max_tokens, "trajectories": num_branches},
+        source="autotts_gym.synthetic generator",
         extra={"profile": prof.to_dict()},
     )
     questions = [f"Synthetic question {q} ({prof.name}, seed {seed})" for q in range(num_questions)]
