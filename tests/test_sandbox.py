@@ -278,3 +278,12 @@ def test_example_candidates_pass(job):
     for path in files:
         info = check_candidate(path.read_text(), path.name)
         assert info.family == "schedule" and len(info.docstring.split()) > 20
+
+
+def test_sharded_evaluation_gives_the_same_points(job):
+    one = evaluate_candidate(candidate(), job, FAST, workers=1)
+    two = evaluate_candidate(candidate(), job, FAST, workers=2)
+    assert one.ok and two.ok
+    strip = [{k: v for k, v in p.items() if k != "splits"} for p in one.points]
+    assert strip == [{k: v for k, v in p.items() if k != "splits"} for p in two.points]
+    assert set(two.timing) == {"startup", "setup", "load", "evaluate", "trace"}

@@ -103,7 +103,7 @@ def write_round(run: str | os.PathLike, r: int, files: dict[str, str]) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for name, text in files.items():
-        (tmp / name).write_text(text)
+        (tmp / name).write_text(text, encoding="utf-8")
     os.replace(tmp, final)
     return final
 
@@ -112,12 +112,12 @@ def read_round(run: str | os.PathLike, r: int) -> RoundRecord:
     """Read one finished round."""
     folder = round_folder(run, r)
     try:
-        data = json.loads((folder / "round.json").read_text())
+        data = json.loads((folder / "round.json").read_text(encoding="utf-8"))
     except ValueError as err:
         raise ValueError(f"{folder / 'round.json'}: not valid JSON ({err})") from None
     code_path, traces_path = folder / "candidate.py", folder / "traces.json"
-    code = code_path.read_text() if code_path.is_file() else ""
-    traces = json.loads(traces_path.read_text()) if traces_path.is_file() else []
+    code = code_path.read_text(encoding="utf-8") if code_path.is_file() else ""
+    traces = json.loads(traces_path.read_text(encoding="utf-8")) if traces_path.is_file() else []
     return RoundRecord(round=r, data=data, code=code, traces=traces)
 
 
@@ -157,7 +157,7 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
     """Write JSON to ``path`` through a temporary file and a rename."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n")
+    tmp.write_text(json.dumps(obj, indent=2, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
 

@@ -160,7 +160,8 @@ def run_discovery(
         heldout_names = resolve_splits(
             load_store(config.heldout_store or config.search_store), config.heldout, "held-out"
         )
-        overlap = set(heldout_names) & set(search_names) if not config.heldout_store else set()
+        same_store = (config.heldout_store or config.search_store) == config.search_store
+        overlap = set(heldout_names) & set(search_names) if same_store else set()
         if overlap:
             raise ValueError(f"split(s) {', '.join(sorted(overlap))} cannot be both search and held-out")
     _prepare_run_dir(out, config, resume, say)
@@ -251,6 +252,7 @@ def run_round(
         "evaluation_seconds": round(evaluated - answered, 3),
         "total_seconds": round(total, 3),
         "outside_llm_seconds": round(total - llm, 3),
+        "sandbox": outcome.timing,
     }
     files["round.json"] = to_json(data)
     write_round(config.out, r, files)
@@ -351,7 +353,7 @@ def _finish(
             "rule": "best mean search accuracy over all rounds and points, ties to fewer tokens",
         }
         write_json_atomic(out / "selection.json", selection)
-        (out / "selected.py").write_text(rec.code)
+        (out / "selected.py").write_text(rec.code, encoding="utf-8")
         say(f"selected: {_point_text(rec, point)} (search accuracy, mean over {len(search_names)} split(s))")
         if heldout_names:
             heldout = evaluate_heldout(rec, point, config, heldout_names)
@@ -385,9 +387,12 @@ def evaluate_heldout(
         free_params=config.free_params,
         trace_episodes=0,
     )
-    outcome = evaluate_candidate(
-        rec.code, job, replace(config.limits, wall_seconds=config.limits.wall_seconds * 5), workers=config.workers
+    # More seeds than in search: the time limits grow with the work.
+    scale = max(1.0, config.heldout_seeds / config.seeds)
+    limits = replace(
+        config.limits, cpu_seconds=config.limits.cpu_seconds * scale, wall_seconds=config.limits.wall_seconds * scale
     )
+    outcome = evaluate_candidate(rec.code, job, limits, workers=config.workers)
     points = [_compact_point(p) for p in outcome.points]
     return {
         "round": rec.round,

@@ -303,7 +303,7 @@ class ScriptedProposer:
             )
         started = time.perf_counter()
         path = self.files[round_index - 1]
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
         return Proposal(
             text=text, model="scripted", seconds=time.perf_counter() - started, cost_usd=0.0, source=path.name
         )

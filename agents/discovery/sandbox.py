@@ -113,6 +113,8 @@ class SweepOutcome:
         traces: annotated traces of the traced point.
         seconds: wall time of the whole evaluation.
         log: the tail of the sandbox processes' output.
+        timing: seconds per phase of the sandbox process (the slowest shard): ``startup``
+            (interpreter and imports), ``setup`` (store), ``load``, ``evaluate``, ``trace``.
     """
 
     ok: bool
@@ -122,6 +124,7 @@ class SweepOutcome:
     traces: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     log: str = ""
+    timing: dict[str, float] = field(default_factory=dict)
 
 
 def failed(stage: str, kind: str, message: str, **extra: Any) -> SweepOutcome:
@@ -156,7 +159,7 @@ def evaluate_candidate(
             return failed("static", err.kind, err.message, seconds=time.perf_counter() - started)
     folder = Path(tempfile.mkdtemp(prefix="autotts-sandbox-"))
     try:
-        (folder / CANDIDATE_FILE).write_text(source)
+        (folder / CANDIDATE_FILE).write_text(source, encoding="utf-8")
         shards = max(1, min(workers, len(job.betas)))
         results, logs = _run_shards(folder, job, limits, shards)
     finally:
@@ -187,7 +190,8 @@ def _run_shards(
             cmd, cwd=folder, env=_child_env(folder), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
         )
         procs.append((proc, log))
-    deadline = time.monotonic() + limits.wall_seconds
+    launched = time.monotonic()
+    deadline = launched + limits.wall_seconds
     results, logs = [], []
     for shard, (proc, log) in enumerate(procs):
         timed_out = False
@@ -200,7 +204,11 @@ def _run_shards(
         log.close()
         text = (folder / f"log-{shard}.txt").read_bytes()[-LOG_TAIL_CHARS:].decode("utf-8", "replace")
         logs.append(text)
-        results.append(_shard_result(folder / f"result-{shard}.json", proc.returncode, timed_out, limits, text))
+        result = _shard_result(folder / f"result-{shard}.json", proc.returncode, timed_out, limits, text)
+        if result.timing:
+            # Start-up is what the process took beyond the phases it measured itself.
+            result.timing["startup"] = round(time.monotonic() - launched - sum(result.timing.values()), 3)
+        results.append(result)
     return results, logs
 
 
@@ -254,7 +262,8 @@ def _merge(results: list[SweepOutcome]) -> SweepOutcome:
     traces = next(
         (t for t in traced if t and t[0].get("point") == (best or {}).get("label")), traced[0] if traced else []
     )
-    return SweepOutcome(ok=True, candidate=results[0].candidate, points=points, traces=traces)
+    timing = {k: max(r.timing.get(k, 0.0) for r in results) for k in results[0].timing}
+    return SweepOutcome(ok=True, candidate=results[0].candidate, points=points, traces=traces, timing=timing)
 
 
 def best_point(points: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -268,6 +277,7 @@ def best_point(points: list[dict[str, Any]]) -> dict[str, Any] | None:
 # =============================================================================== worker
 def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     """The sandbox process: set up, lock down, load the candidate, evaluate, trace."""
+    started = time.perf_counter()
     # ---- setup: everything the candidate or this worker will touch is imported now,
     # before the guard forbids loading modules.
     for name in sorted(ALLOWED_MODULES):
@@ -283,7 +293,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
         return asdict(failed("setup", "setup-error", f"the search splits could not be loaded: {err}"))
     options = make_options(job.seeds, job.shuffle, job.subsample, job.budget_tokens)
     path = spec["candidate"]
-    source = Path(path).read_text()
+    source = Path(path).read_text(encoding="utf-8")
     linecache.cache[path] = (len(source), None, source.splitlines(True), path)
     try:
         code = compile(source, path, "exec")  # now: a syntax error's report reads the file
@@ -297,6 +307,7 @@ def _worker(spec: dict[str, Any]) -> dict[str, Any]:
     guards.apply_limits(limits.cpu_seconds, limits.memory_mb, limits.output_bytes)
     guard.phase = "loading"
     run = _CandidateRun(guard, path, limits)
+    run.timing["setup"] = round(time.perf_counter() - started, 3)
     return run.execute(code, job, splits, options, shard, shards)
 
 
@@ -310,25 +321,38 @@ class _CandidateRun:
         self.limits = limits
         self.stage = "load"
         self.wrappers: list[Any] = []
+        self.timing: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        """Record the seconds since the last lap under ``name``."""
+        now = time.perf_counter()
+        self.timing[name] = round(now - self._clock, 3)
+        self._clock = now
 
     def execute(
         self, code: Any, job: SweepJob, splits: list[Any], options: Any, shard: int, shards: int
     ) -> dict[str, Any]:
         candidate: dict[str, Any] = {}
+        self._clock = time.perf_counter()
         try:
             cls, docstring = self.load(code)
             candidate = {"class_name": cls.__name__, "name": cls.name, "docstring": docstring}
             self.guard.phase = "running"
             points = _points(cls, job)
+            self.lap("load")
             self.stage = "evaluate"
             mine = [p for p in points if p["index"] % shards == shard]
             evaluated = self.evaluate(cls, mine, splits, options)
+            self.lap("evaluate")
             self.stage = "trace"
             traces = self.trace(evaluated, job, options) if job.trace_episodes > 0 else []
+            self.lap("trace")
             if self.guard.violations:
                 raise _Violation()
             points_out = [{k: v for k, v in p.items() if k != "evaluations"} for p in evaluated]
-            return asdict(SweepOutcome(ok=True, candidate=candidate, points=points_out, traces=traces))
+            outcome = SweepOutcome(ok=True, candidate=candidate, points=points_out, traces=traces, timing=self.timing)
+            return asdict(outcome)
         except BaseException as err:  # noqa: B036 - every failure of candidate code is a result
             with self.guard.trusted():
                 return asdict(self.failure(err, candidate))
@@ -476,7 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m agents.discovery.sandbox JOB RESULT``: the worker's entry point."""
     job_path, result_path = (argv or sys.argv[1:])[:2]
     spec = json.loads(Path(job_path).read_text())
-    out = open(result_path, "w")  # opened before the guard forbids opening files
+    out = open(result_path, "w", encoding="utf-8")  # opened before the guard forbids opening files
     result = _worker(spec)
     out.write(json.dumps(result, default=str))
     out.flush()

@@ -130,7 +130,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"attempted actions per episode (default {limits.max_actions})",
     )
     sandbox.add_argument(
-        "--workers", type=int, default=1, metavar="W", help="sandbox processes per evaluation (default 1)"
+        "--workers",
+        type=int,
+        metavar="W",
+        help="sandbox processes per evaluation, sharing the betas (default: usable cores)",
     )
     parser.add_argument("--tensorboard", metavar="DIR", help="TensorBoard log directory (default RUN_DIR/tensorboard)")
 
@@ -140,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
     from agents.discovery.loop import DiscoveryConfig, parse_split_source, run_discovery
     from agents.discovery.proposers import PriceTable, ProposerError, make_proposer
     from agents.discovery.sandbox import SandboxLimits
+    from autotts_gym.evaluation import default_workers
 
     if args.rounds < 1 or args.seeds < 1 or args.heldout_seeds < 1:
         raise ValueError("--rounds, --seeds and --heldout-seeds must be at least 1")
@@ -165,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
         prompt_chars=args.prompt_chars,
         trace_chars=args.trace_chars,
         limits=SandboxLimits(args.cpu_seconds, args.timeout, args.memory_mb, args.max_actions),
-        workers=args.workers,
+        workers=args.workers or default_workers(),
         tensorboard=args.tensorboard,
     )
     try:
