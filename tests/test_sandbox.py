@@ -287,3 +287,82 @@ def test_sharded_evaluation_gives_the_same_points(job):
     strip = [{k: v for k, v in p.items() if k != "splits"} for p in one.points]
     assert strip == [{k: v for k, v in p.items() if k != "splits"} for p in two.points]
     assert set(two.timing) == {"startup", "setup", "load", "evaluate", "trace"}
+
+
+RICH = '''"""A candidate that uses many allowed modules: statistics, heapq, bisect, itertools,
+functools caching, named tuples and a helper dataclass, to check the sandbox lets them be."""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import itertools
+import math
+import statistics
+from collections import Counter, deque, namedtuple
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, NamedTuple
+
+from agents.base import Controller, clip01, geometric_count
+from autotts_gym.engine import ACTIVE, FINISHED
+from autotts_gym.voting import beta_confidence, top_two
+
+Point = namedtuple("Point", "branch answer")
+
+
+class Vote(NamedTuple):
+    winner: int
+    conf: float
+
+
+@dataclass
+class Tally:
+    counts: Counter = field(default_factory=Counter)
+
+
+@lru_cache(maxsize=None)
+def threshold(b: float) -> float:
+    return 0.8 + 0.15 * math.sqrt(b)
+
+
+@dataclass(frozen=True)
+class Rich(Controller):
+    name = "rich"
+    k: int = 4
+    thr: float = 0.9
+
+    @staticmethod
+    def schedule(beta: float) -> dict[str, Any]:
+        b = clip01(beta)
+        return {"k": geometric_count(b, 2, 16), "thr": threshold(b)}
+
+    def run(self, episode):
+        tally = Tally()
+        lengths = []
+        heap = []
+        for i in itertools.count():
+            if i >= min(self.k, episode.num_available):
+                break
+            j, a = episode.read_whole()
+            tally.counts[a] += 1
+            bisect.insort(lengths, episode.branch_tokens(j))
+            heapq.heappush(heap, (episode.branch_tokens(j), j))
+            w, v1, v2 = top_two(tally.counts)
+            vote = Vote(w, beta_confidence(v1, v2))
+            _ = Point(j, a)
+            if i > 1 and vote.conf > self.thr and statistics.mean(lengths) > 0 and episode.status(j) in (ACTIVE, FINISHED):
+                label = f"confident {statistics.median(lengths):.0f}"
+                return episode.answer(vote.winner, reason=label[:20])
+        q = deque(sorted(tally.counts, key=tally.counts.get, reverse=True))
+        return episode.answer(q[0], reason="end")
+'''
+
+
+def test_allowed_modules_work_in_the_sandbox(job):
+    """statistics, heapq, bisect, itertools, lru_cache, namedtuple, NamedTuple and a
+    helper dataclass all work under the guard (namedtuple reads a frame at load time)."""
+    assert check_candidate(RICH).name == "rich"
+    outcome = evaluate_candidate(RICH, job, FAST)
+    assert outcome.ok, outcome.failure
+    assert [p["params"]["k"] for p in outcome.points] == [2, 16]

@@ -33,7 +33,6 @@ BLOCKED_EVENTS = frozenset(
         "open",
         "import",
         "builtins.input",
-        "sys._getframe",
         "sys._current_frames",
         "sys.settrace",
         "sys.setprofile",
@@ -77,8 +76,9 @@ BLOCKED_PREFIXES = (
     "_winapi.",
 )
 # Blocked only while the controller runs: the module's own load needs them
-# (dataclasses generates methods with exec and sets class attributes).
-RUNNING_ONLY = frozenset({"compile", "exec", "object.__getattr__"})
+# (dataclasses and namedtuple generate methods with exec; namedtuple reads its
+# caller's frame for __module__).
+RUNNING_ONLY = frozenset({"compile", "exec", "object.__getattr__", "sys._getframe"})
 
 
 class SandboxViolation(RuntimeError):
