@@ -21,57 +21,14 @@ from typing import Any
 
 import gymnasium as gym
 
-from autotts_gym.engine import BudgetExceeded, Episode, EpisodeResult, InvalidAction
+from autotts_gym.engine import PUBLIC_ACTIONS, PUBLIC_VIEWS, BudgetExceeded, Episode, EpisodeResult, InvalidAction
 from autotts_gym.spaces import BRANCH, READ_WHOLE, encode_action
 
-# Episode attributes an EnvEpisode reads through (read-only), and the Episode actions it
-# performs through env.step. Together they cover every public attribute of Episode.
-VIEWS = (
-    "question",
-    "order",
-    "done",
-    "num_opened",
-    "num_available",
-    "can_branch",
-    "depth",
-    "status",
-    "is_active",
-    "is_finished",
-    "is_pruned",
-    "is_probed",
-    "latest_answer",
-    "final_answer",
-    "latest_answers",
-    "active_branches",
-    "finished_answers",
-    "finished_branches",
-    "revealed_probes",
-    "probe_confidence",
-    "tokens",
-    "branch_tokens",
-    "sequential_tokens",
-    "cost",
-    "budget",
-    "kappa_probe",
-    "remaining_budget",
-    "num_actions",
-    "no_answer_id",
-    "interval_tokens",
-    "answer_text",
-    "result",
-    "trace",
-)
-ACTIONS = (
-    "branch",
-    "continue_branch",
-    "probe",
-    "prune",
-    "answer",
-    "open_and_probe",
-    "continue_and_probe",
-    "continue_and_probe_many",
-    "read_whole",
-)
+# Episode attributes an EnvEpisode reads through (read-only): the engine's public views,
+# plus the data trusted code may read; its actions (PUBLIC_ACTIONS) go through env.step.
+# Together they cover every public attribute of Episode.
+VIEWS = (*PUBLIC_VIEWS, "question", "order", "result", "trace")
+ACTIONS = PUBLIC_ACTIONS
 
 
 class EnvEpisode:

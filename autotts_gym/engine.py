@@ -40,6 +40,53 @@ NO_ANSWER_ID = -1
 
 Aggregator = Callable[["Episode"], int]
 
+# The episode's public actions (the discovery sandbox counts each against its step limit).
+PUBLIC_ACTIONS: tuple[str, ...] = (
+    "branch",
+    "continue_branch",
+    "probe",
+    "prune",
+    "answer",
+    "open_and_probe",
+    "continue_and_probe",
+    "continue_and_probe_many",
+    "read_whole",
+)
+
+# The episode's read-only views (properties and query methods): what a real
+# controller has at decision time. The env facade and the discovery sandbox expose these.
+PUBLIC_VIEWS: tuple[str, ...] = (
+    "num_opened",
+    "num_available",
+    "can_branch",
+    "done",
+    "depth",
+    "status",
+    "is_active",
+    "is_finished",
+    "is_pruned",
+    "is_probed",
+    "latest_answer",
+    "final_answer",
+    "latest_answers",
+    "active_branches",
+    "finished_answers",
+    "finished_branches",
+    "revealed_probes",
+    "probe_confidence",
+    "tokens",
+    "branch_tokens",
+    "sequential_tokens",
+    "cost",
+    "budget",
+    "kappa_probe",
+    "remaining_budget",
+    "num_actions",
+    "no_answer_id",
+    "interval_tokens",
+    "answer_text",
+)
+
 
 class InvalidAction(ValueError):
     """An action that is not admissible in the current state."""

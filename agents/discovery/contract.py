@@ -24,6 +24,8 @@ the prompt, so the three cannot drift apart.
 
 from __future__ import annotations
 
+from autotts_gym.engine import PUBLIC_ACTIONS, PUBLIC_VIEWS
+
 # Modules a candidate may import (``__future__`` for ``from __future__ import annotations``).
 ALLOWED_MODULES: frozenset[str] = frozenset(
     {
@@ -50,51 +52,9 @@ ENGINE_NAMES: frozenset[str] = frozenset(
     {"ACTIVE", "FINISHED", "PRUNED", "NO_ANSWER_ID", "Episode", "EpisodeResult", "InvalidAction"}
 )
 
-# The episode's actions (each counts against the per-episode step limit).
-EPISODE_ACTIONS: tuple[str, ...] = (
-    "branch",
-    "continue_branch",
-    "probe",
-    "prune",
-    "answer",
-    "open_and_probe",
-    "continue_and_probe",
-    "continue_and_probe_many",
-    "read_whole",
-)
-
-# The episode's read-only views (properties and query methods).
-EPISODE_VIEWS: tuple[str, ...] = (
-    "num_opened",
-    "num_available",
-    "can_branch",
-    "done",
-    "depth",
-    "status",
-    "is_active",
-    "is_finished",
-    "is_pruned",
-    "is_probed",
-    "latest_answer",
-    "final_answer",
-    "latest_answers",
-    "active_branches",
-    "finished_answers",
-    "finished_branches",
-    "revealed_probes",
-    "probe_confidence",
-    "tokens",
-    "branch_tokens",
-    "sequential_tokens",
-    "cost",
-    "budget",
-    "kappa_probe",
-    "remaining_budget",
-    "num_actions",
-    "no_answer_id",
-    "interval_tokens",
-    "answer_text",
-)
+# The episode's public actions and read-only views: defined once, in the engine.
+EPISODE_ACTIONS = PUBLIC_ACTIONS
+EPISODE_VIEWS = PUBLIC_VIEWS
 
 # Names a candidate may not use at all: dynamic attribute access, code execution,
 # files, namespaces and interpreter internals.
