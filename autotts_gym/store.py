@@ -501,6 +501,9 @@ class Store:
         for i, entry in enumerate(entries):
             info = _manifest_split_info(entry, i, manifest_path)
             splits.append(_read_split(folder / entry["path"], info))
+        import pyarrow as pa
+
+        pa.default_memory_pool().release_unused()  # the Parquet buffers are gone; return them
         return cls(splits, path=str(folder))
 
 
@@ -541,22 +544,24 @@ def _branches_table(split: Split):  # -> pa.Table
     nb = int(split.branch_offsets[-1])
     question_of = np.repeat(np.arange(split.num_questions, dtype=np.int32), np.diff(split.branch_offsets))
     branch_index = (np.arange(nb) - np.repeat(split.branch_offsets[:-1], np.diff(split.branch_offsets))).astype(np.int32)
-    # Answers are written as strings (readable by any tool); per-question ids -> strings.
-    probe_strings: list[str] = []
-    final_strings: list[str] = []
-    for q in range(split.num_questions):
-        vocab = split.vocabs[q]
-        b0, b1 = int(split.branch_offsets[q]), int(split.branch_offsets[q + 1])
-        lo, hi = int(split.probe_offsets[b0]), int(split.probe_offsets[b1])
-        probe_strings.extend(vocab[i] for i in split.probe_ids[lo:hi].tolist())
-        final_strings.extend(vocab[i] for i in split.final_ids[b0:b1].tolist())
+    # Answers are written as dictionary-encoded strings (readable by any tool). The
+    # dictionary is built from the per-question vocabularies, so no per-probe string is
+    # ever made: per-question id -> position in the concatenated vocabularies -> global id.
+    encoded = pa.array([a for vocab in split.vocabs for a in vocab], pa.string()).dictionary_encode()
+    global_of = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int32)
+    vocab_start = np.concatenate([[0], np.cumsum([len(v) for v in split.vocabs])]).astype(np.int64)
+    probes_per_question = np.diff(split.probe_offsets[split.branch_offsets])
+    probe_global = global_of[split.probe_ids + np.repeat(vocab_start[:-1], probes_per_question)]
+    final_global = global_of[split.final_ids + vocab_start[:-1][question_of]]
     offsets = pa.array(split.probe_offsets.astype(np.int32), pa.int32())
     columns = {
         "question_index": pa.array(question_of, pa.int32()),
         "branch_index": pa.array(branch_index, pa.int32()),
-        "probe_answers": pa.ListArray.from_arrays(offsets, pa.array(probe_strings, pa.string()).dictionary_encode()),
+        "probe_answers": pa.ListArray.from_arrays(
+            offsets, pa.DictionaryArray.from_arrays(pa.array(probe_global, pa.int32()), encoded.dictionary)
+        ),
         "total_tokens": pa.array(split.total_tokens, pa.int64()),
-        "final_answer": pa.array(final_strings, pa.string()).dictionary_encode(),
+        "final_answer": pa.DictionaryArray.from_arrays(pa.array(final_global, pa.int32()), encoded.dictionary),
     }
     if split.probe_confidence is not None:
         columns["probe_confidence"] = pa.ListArray.from_arrays(offsets, pa.array(split.probe_confidence, pa.float32()))
@@ -565,6 +570,7 @@ def _branches_table(split: Split):  # -> pa.Table
 
 def _read_split(folder: Path, info: SplitInfo) -> Split:
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     qpath, bpath = folder / "questions.parquet", folder / "branches.parquet"
@@ -573,7 +579,7 @@ def _read_split(folder: Path, info: SplitInfo) -> Split:
             raise StoreError(f"{p}: missing file of split {info.name}")
     try:
         qtable = pq.read_table(qpath)
-        btable = pq.read_table(bpath)
+        btable = pq.read_table(bpath, read_dictionary=["probe_answers.list.element", "final_answer"])
     except (pa.ArrowInvalid, OSError) as err:
         raise StoreError(f"{folder}: unreadable Parquet: {err}") from None
     for name in ("question", "gold_answer"):
@@ -592,40 +598,42 @@ def _read_split(folder: Path, info: SplitInfo) -> Split:
         raise StoreError(f"{bpath}: question_index refers to questions missing from {qpath}")
     branch_offsets = np.concatenate([[0], np.cumsum(counts)])
 
-    probes = btable.column("probe_answers").combine_chunks()
-    probe_offsets = probes.offsets.to_numpy().astype(np.int64)
-    probe_offsets = probe_offsets - probe_offsets[0]
-    flat = probes.flatten()
-    finals = btable.column("final_answer").combine_chunks()
+    probes = btable.column("probe_answers")
+    if probes.null_count or btable.column("final_answer").null_count:
+        raise StoreError(f"{bpath}: null probe_answers or final_answer")
+    lengths = np.concatenate([pc.list_value_length(c).to_numpy(zero_copy_only=False) for c in probes.chunks] or [[]])
+    probe_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     # Intern answers: one global dictionary for the split, then per question a small
     # vocabulary (ids are per question so that a vote array stays tiny). Ids are given
     # in first-seen order over (probes of branch 0, its final, probes of branch 1, ...),
     # exactly as Split.from_lists interns them, so a saved and reloaded split has the
     # same ids as the one it was saved from.
-    all_strings = pa.concat_arrays([_as_plain_strings(flat), _as_plain_strings(finals)])
-    encoded = all_strings.dictionary_encode()
-    global_ids = encoded.indices.to_numpy(zero_copy_only=False)
-    dictionary = encoded.dictionary.to_pylist()
-    n_probe, n_branch = len(flat), len(finals)
-    branch_of_probe = np.repeat(np.arange(n_branch), np.diff(probe_offsets))
-    probe_pos = np.arange(n_probe) + branch_of_probe
-    final_pos = probe_offsets[1:] + np.arange(n_branch)
-    sequence = np.empty(n_probe + n_branch, np.int64)
-    sequence[probe_pos] = global_ids[:n_probe]
-    sequence[final_pos] = global_ids[n_probe:]
-    local = np.empty_like(sequence)
+    index: dict[str, int] = {}  # answer string -> global id, over both columns and all chunks
+    probe_global = _global_ids([c.flatten() for c in probes.chunks], index)
+    final_global = _global_ids(btable.column("final_answer").chunks, index)
+    dictionary = list(index)
+    probe_ids = np.empty(len(probe_global), np.int32)
+    final_ids = np.empty(len(final_global), np.int32)
     vocabs = []
     for q in range(len(questions)):
         b0, b1 = branch_offsets[q], branch_offsets[q + 1]
-        s0, s1 = probe_offsets[b0] + b0, probe_offsets[b1] + b1
-        uniq, first, inverse = np.unique(sequence[s0:s1], return_index=True, return_inverse=True)
+        p0, p1 = probe_offsets[b0], probe_offsets[b1]
+        # The question's answers in reading order: probes of branch b0, its final, ...
+        per_branch = np.diff(probe_offsets[b0 : b1 + 1])
+        probe_pos = np.arange(p1 - p0) + np.repeat(np.arange(b1 - b0), per_branch)
+        final_pos = (probe_offsets[b0 + 1 : b1 + 1] - p0) + np.arange(b1 - b0)
+        sequence = np.empty(p1 - p0 + b1 - b0, np.int64)
+        sequence[probe_pos] = probe_global[p0:p1]
+        sequence[final_pos] = final_global[b0:b1]
+        uniq, first, inverse = np.unique(sequence, return_index=True, return_inverse=True)
         order = np.argsort(first)
-        rank = np.empty_like(order)
-        rank[order] = np.arange(len(order))
-        local[s0:s1] = rank[inverse.reshape(-1)]
+        rank = np.empty(len(order), np.int32)
+        rank[order] = np.arange(len(order), dtype=np.int32)
+        local = rank[inverse.reshape(-1)]
+        probe_ids[p0:p1] = local[probe_pos]
+        final_ids[b0:b1] = local[final_pos]
         vocabs.append(tuple(dictionary[g] for g in uniq[order].tolist()))
-    probe_ids = local[probe_pos].astype(np.int32)
-    final_ids = local[final_pos].astype(np.int32)
+    del probe_global, final_global
     conf = None
     if "probe_confidence" in btable.column_names:
         conf = btable.column("probe_confidence").combine_chunks().flatten().to_numpy(zero_copy_only=False)
@@ -644,13 +652,18 @@ def _read_split(folder: Path, info: SplitInfo) -> Split:
     )
 
 
-def _as_plain_strings(array):  # -> pa.Array
+def _global_ids(chunks, index: dict[str, int]) -> np.ndarray:
+    """Global answer ids of string chunks, dictionary-encoded or not; ``index`` grows."""
     import pyarrow as pa
 
-    if pa.types.is_dictionary(array.type):
-        return array.dictionary_decode()
-    return array.cast(pa.string())
-
+    out = [np.zeros(0, np.int32)]
+    for chunk in chunks:
+        if not pa.types.is_dictionary(chunk.type):
+            chunk = chunk.cast(pa.string()).dictionary_encode()
+        # Map the chunk's (small) dictionary once, then its indices in one numpy take.
+        mapping = np.fromiter((index.setdefault(a, len(index)) for a in chunk.dictionary.to_pylist()), np.int32)
+        out.append(mapping[chunk.indices.to_numpy(zero_copy_only=False)] if len(mapping) else np.zeros(0, np.int32))
+    return np.concatenate(out)
 
 def load_store(source: str | os.PathLike | Store | None = None) -> Store:
     """Open a store from whatever the user points at.
