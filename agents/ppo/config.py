@@ -56,7 +56,7 @@ class TrainConfig:
     splits: list[str] | None = None
     eval_splits: list[str] | None = None
     algo: str = "maskable"
-    total_timesteps: int = 400_000
+    total_timesteps: int = 1_000_000
     cost_weight: float = 1e-6
     budget_tokens: float | None = None
     max_branches: int = 64
@@ -75,9 +75,9 @@ class TrainConfig:
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     net_arch: list[int] = field(default_factory=lambda: [128, 128])
-    eval_freq: int = 50_000
-    eval_seeds: int = 4
-    checkpoint_freq: int = 100_000
+    eval_freq: int = 100_000
+    eval_seeds: int = 2
+    checkpoint_freq: int = 250_000
     tensorboard: str | None = None
     run_name: str | None = None
     out: str = "runs/ppo"
