@@ -24,6 +24,7 @@ from typing import Any
 from agents.asc import AdaptiveConsistency
 from agents.base import Controller
 from agents.cmc import ConfidenceMomentum
+from agents.dsr import DepthSyncRace
 from agents.esc import EarlyStoppingConsistency
 from agents.parallel_probe import ParallelProbe
 from agents.sc import SelfConsistency
@@ -34,6 +35,7 @@ METHODS: dict[str, type[Controller]] = {
     "esc": EarlyStoppingConsistency,
     "parallel-probe": ParallelProbe,
     "cmc": ConfidenceMomentum,
+    "dsr": DepthSyncRace,
 }
 
 # The paper's default beta where a family is evaluated at one point (CMC: 0.5).
