@@ -81,10 +81,25 @@ def train_sweep(args: argparse.Namespace) -> list[Path]:
     return paths
 
 
+# Curve names: MaskablePPO policies and plain-PPO ones are separate curves.
+PPO_NAMES = {"maskable": "PPO", "ppo": "PPO-plain"}
+
+
+def ppo_controller(model: Path):
+    """The policy as a controller named after its algorithm (its curve in the plot)."""
+    controller = make_controller(f"ppo:{model}")
+    controller.name = PPO_NAMES[controller.params()["algo"]]
+    return controller
+
+
+def is_ppo(summary: dict) -> bool:
+    return summary["method"] in PPO_NAMES.values()
+
+
 def label(summary: dict) -> str:
     """Row label: the controller's (``SC@8``, ``CMC beta=0.5``) or ``PPO w=1e-06``."""
-    if summary["method"] == "PPO":
-        return f"PPO w={summary['params']['cost_weight']:g}"
+    if is_ppo(summary):
+        return f"{summary['method']} w={summary['params']['cost_weight']:g}"
     return method_label(summary)
 
 
@@ -92,11 +107,9 @@ def frontier_gaps(summaries: list[dict]) -> list[list[str]]:
     """For each PPO point: the best controller accuracy with no more tokens, and the gap."""
     rows = []
     for s in summaries:
-        if s["method"] != "PPO":
+        if not is_ppo(s):
             continue
-        rivals = [
-            r for r in summaries if r["model"] == s["model"] and r["method"] != "PPO" and r["tokens"] <= s["tokens"]
-        ]
+        rivals = [r for r in summaries if r["model"] == s["model"] and not is_ppo(r) and r["tokens"] <= s["tokens"]]
         best = max(rivals, key=lambda r: r["accuracy"], default=None)
         rows.append(
             [
@@ -124,7 +137,7 @@ def main() -> None:
     controllers = [
         spec.build() for spec in sweep_specs(args.methods.split(","), [float(b) for b in args.betas.split(",")])
     ]
-    controllers += [make_controller(f"ppo:{m}", overrides={"name": "PPO"}) for m in models]
+    controllers += [ppo_controller(m) for m in models]
     started = time.perf_counter()
     evaluations = evaluate_many(
         [(c, s) for c in controllers for s in splits], make_options(args.seeds), workers=args.workers, progress=True
@@ -139,7 +152,7 @@ def main() -> None:
             body.append(None)  # a rule between models
         for s in sorted(
             (s for s in summaries if s["model"] == model),
-            key=lambda s: (s["method"] == "PPO", s["method"], s["tokens"]),
+            key=lambda s: (is_ppo(s), s["method"], s["tokens"]),
         ):
             lo, hi = s["accuracy_ci"]
             body.append(
