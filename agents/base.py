@@ -52,7 +52,14 @@ class Controller:
             raise ValueError(f"beta must lie in [0, 1], got {beta}")
         params = cls.schedule(float(beta))
         params.update(overrides)
-        return cls(**params)
+        controller = cls(**params)
+        # The beta that built it, reported by the evaluator. object.__setattr__ because the
+        # dataclass is frozen; a slotted class without a `beta` slot just goes untagged.
+        try:
+            object.__setattr__(controller, "beta", float(beta))
+        except AttributeError:
+            pass
+        return controller
 
     @classmethod
     def has_schedule(cls) -> bool:

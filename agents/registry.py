@@ -102,15 +102,8 @@ def make_controller(spec: str, beta: float | None = None, overrides: dict[str, A
     if beta is not None:
         if not cls.has_schedule():
             raise ValueError(f"{spec}: this controller has no beta schedule")
-        controller = cls.from_beta(beta, **_checked(cls, overrides))
-        return with_beta(controller, beta)
+        return cls.from_beta(beta, **_checked(cls, overrides))
     return cls(**_checked(cls, overrides))
-
-
-def with_beta(controller: Controller, beta: float) -> Controller:
-    """Tag a controller with the beta that built it (reported by the evaluator)."""
-    object.__setattr__(controller, "beta", float(beta))
-    return controller
 
 
 def _checked(cls: type, overrides: dict[str, Any]) -> dict[str, Any]:

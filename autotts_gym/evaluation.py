@@ -376,7 +376,6 @@ def sweep(
     cells = []
     for beta in betas:
         controller = family.from_beta(beta)
-        object.__setattr__(controller, "beta", float(beta))  # reported in the summary
         cells.extend((controller, s) for s in splits)
     return evaluate_many(cells, options, workers=workers, progress=progress)
 

@@ -36,7 +36,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from agents.dsr import DepthSyncRace
-from agents.registry import METHODS, with_beta
+from agents.registry import METHODS
 from autotts_gym.evaluation import (
     Evaluation,
     evaluate_many,
@@ -101,7 +101,7 @@ def build_cells(
 
     def add(curve: str, cls: type, betas: Sequence[float], **overrides: Any) -> None:
         for beta in betas:
-            controller = with_beta(cls.from_beta(beta, **overrides), beta)
+            controller = cls.from_beta(beta, **overrides)
             for split in splits:
                 cells.append((controller, split))
                 tags.append((curve, beta))

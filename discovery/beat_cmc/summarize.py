@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from agents.cmc import ConfidenceMomentum
-from agents.registry import with_beta
 from autotts_gym.evaluation import evaluate_many, make_options
 from autotts_gym.store import load_store
 
@@ -36,7 +35,7 @@ def cmc_curve(config: dict[str, Any]) -> list[tuple[float, float, float]]:
     """``(beta, tokens, accuracy)`` of CMC on the run's search splits, model averages."""
     splits = load_store(config["search_store"]).select(config["search"])
     options = make_options(config["seeds"], config["shuffle"])
-    cells = [(with_beta(ConfidenceMomentum.from_beta(b), b), s) for b in CMC_BETAS for s in splits]
+    cells = [(ConfidenceMomentum.from_beta(b), s) for b in CMC_BETAS for s in splits]
     evaluations = evaluate_many(cells, options)
     n = len(splits)
     curve = []
