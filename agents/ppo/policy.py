@@ -158,9 +158,10 @@ class PolicyController(Controller):
     def _check_budget(self, episode: Episode) -> None:
         expected = self._budget_of(episode.question.interval_tokens)
         if episode.budget != expected:
+            where = f"{self._params['model']}: " if self._params.get("model") else ""
             raise ValueError(
-                f"question {episode.question.index}: the policy was trained with a budget of {expected} intervals but "
-                f"the episode has {episode.budget}; evaluate with the training budget (--budget-tokens)"
+                f"{where}question {episode.question.index}: the policy was trained with a budget of {expected} "
+                f"intervals but the episode has {episode.budget}; evaluate with the training budget (--budget-tokens)"
             )
 
 

@@ -114,5 +114,6 @@ def run(args: argparse.Namespace) -> int:
             f"  eval {split}: accuracy {m['accuracy']:.1f}%  tokens {m['tokens']:.0f}  reward {m['reward']:.4f}  "
             f"branches {m['branches_opened']:.1f}"
         )
-    print(f"evaluate it: autotts evaluate {args.store} --method ppo:{result.model}")
+    budget = "" if args.budget_tokens is None else f" --budget-tokens {args.budget_tokens:g}"
+    print(f"evaluate it: autotts evaluate {args.store} --method ppo:{result.model}{budget}")
     return 0
