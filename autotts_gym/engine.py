@@ -575,9 +575,35 @@ class Episode:
         return self._probe(j, self._depth[j])
 
     def continue_and_probe_many(self, branches: Sequence[int]) -> list[int]:
-        """:meth:`continue_and_probe` on each branch in turn; the revealed answers."""
-        step = self.continue_and_probe
-        return [step(j) for j in branches]
+        """:meth:`continue_and_probe` on each branch in turn; the revealed answers.
+
+        The hot path of lock-step controllers: without a budget or a trace, one loop
+        with the accounting of :meth:`continue_and_probe` inlined.
+        """
+        if self._budget is not None or self.trace is not None or self.result is not None:
+            return [self._checked_continue_and_probe(j) for j in branches]
+        q = self.question
+        answer_at, num_probes = q.answer_at, q.num_probes
+        pool, depth, status, latest, probed_at = self._pool, self._depth, self._status, self._latest, self._probed_at
+        probes = self._probes
+        n = len(status)
+        out = []
+        for j in branches:
+            if not 0 <= j < n or status[j] != ACTIVE:
+                self._require_active(j, "CONTINUE")
+            b = pool[j]
+            d = depth[j] + 1
+            depth[j] = d
+            if d > num_probes[b]:
+                self._finish_stepwise(j, b, d)
+                out.append(latest[j])
+            else:
+                answer = answer_at[b][d]
+                latest[j] = answer
+                probed_at[j] = d
+                probes.append((j, d, answer))
+                out.append(answer)
+        return out
 
     def read_whole(self) -> tuple[int, int]:
         """Open the next branch and read it to its end in one go, charged exactly its
