@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 NAME = "collect"
-HELP = "build a replay store from a model and a question set with vLLM (offline engine or servers)"
+HELP = "Build a replay store from a model and a question set with vLLM (offline engine or servers)."
 ORDER = 80
 
 

@@ -18,7 +18,7 @@ import gymnasium as gym
 import numpy as np
 
 NAME = "demo"
-HELP = "play a few simple policies through AutoTTS-v0 on a store (default: the embedded one) and print a table"
+HELP = "Play a few simple policies through AutoTTS-v0 on a store (default: the embedded one) and print a table."
 ORDER = 0
 
 
