@@ -48,11 +48,15 @@ def method_name(summary: Any) -> str:
 
 
 def method_label(summary: Any) -> str:
-    """The row label of one evaluated controller: ``SC@64``, ``ASC``, ``CMC beta=0.5``."""
+    """The row label of one evaluated controller: ``SC@64``, ``ASC``, ``CMC beta=0.5``,
+    ``PPO w=1e-06``."""
     s = as_record(summary)
     label = method_name(s)
-    if s["method"] == "sc" and "k" in (s.get("params") or {}):
-        label += f"@{s['params']['k']}"
+    params = s.get("params") or {}
+    if s["method"] == "sc" and "k" in params:
+        label += f"@{params['k']}"
+    if s["method"] == "ppo" and "cost_weight" in params:  # policies differ by their cost weight
+        label += f" w={params['cost_weight']:g}"
     if s.get("beta") is not None:
         label += f" beta={fmt_beta(s['beta'])}"
     return label
