@@ -32,7 +32,15 @@ from autotts_gym.store import Split, Store
 from autotts_gym.voting import majority
 
 # How the built-in methods are named in tables and legends.
-DISPLAY_NAMES = {"sc": "SC", "asc": "ASC", "esc": "ESC", "parallel-probe": "Parallel-Probe", "cmc": "CMC"}
+DISPLAY_NAMES = {
+    "sc": "SC",
+    "asc": "ASC",
+    "esc": "ESC",
+    "parallel-probe": "Parallel-Probe",
+    "cmc": "CMC",
+    "dsr": "DSR",
+    "ppo": "PPO",
+}
 
 
 # --------------------------------------------------------------------------- summaries
