@@ -198,9 +198,9 @@ class Episode:
         if budget_tokens is not None:
             budget_intervals = math.floor(budget_tokens / question.interval_tokens)
         n = question.num_branches
-        for b in order:
-            if not 0 <= b < n:
-                raise ValueError(f"question {question.index}: branch order names pool branch {b}; the pool has {n}")
+        if order and (min(order) < 0 or max(order) >= n):  # C-level scans: this runs every reset
+            bad = next(b for b in order if not 0 <= b < n)
+            raise ValueError(f"question {question.index}: branch order names pool branch {bad}; the pool has {n}")
         if len(set(order)) != len(order):
             raise ValueError(f"question {question.index}: branch order repeats a branch")
         self.question = question
