@@ -95,13 +95,14 @@ class ConfidenceMomentum(Controller):
                         break
 
             # 5. Refresh the statistics after the depth pass.
-            winner, v1, v2 = majority(episode.finished_answers)
+            pool = episode.finished_answers
+            winner, v1, v2 = majority(pool)
             ema = (1 - alpha) * ema + alpha * beta_confidence(v1, v2)
             history[-1] = ema
             delta = history[-1] - history[0] if len(history) >= 2 else 0.0
 
             # 6. Trend-based stopping.
-            if warm and len(episode.finished_answers) >= self.min_complete:
+            if warm and len(pool) >= self.min_complete:
                 if ema >= self.conf_thresh and delta >= -self.delta_slack:
                     return episode.answer(winner, reason="confident")
             # 7. Nothing left to grow.

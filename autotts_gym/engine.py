@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from autotts_gym.store import QuestionData
+from autotts_gym.voting import majority
 
 ACTIVE, FINISHED, PRUNED = 0, 1, 2
 NO_ANSWER_ID = -1
@@ -133,8 +134,6 @@ def default_aggregate(episode: Episode) -> int:
     """Majority over revealed final answers (in finishing order, first-seen ties); with
     none, majority over the latest revealed answers of unpruned branches (opening
     order); with nothing revealed, no answer (-1)."""
-    from autotts_gym.voting import majority
-
     finals = episode.finished_answers
     if finals:
         return majority(finals)[0]
