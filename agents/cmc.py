@@ -15,7 +15,7 @@ from typing import Any
 
 from agents.base import Controller, clip01
 from autotts_gym.engine import Episode, EpisodeResult
-from autotts_gym.voting import beta_confidence, majority
+from autotts_gym.voting import beta_confidence, majority, update_streaks
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,8 @@ class ConfidenceMomentum(Controller):
 
     def run(self, episode: Episode) -> EpisodeResult:
         max_branch = min(self.max_branch, episode.num_available)
-        latest: list[int] = []
-        for _ in range(min(self.n_init, max_branch)):
-            latest.append(episode.open_and_probe()[1])
-        disagree: list[int] = [0] * len(latest)
+        episode.open_and_probe_many(min(self.n_init, max_branch))
+        disagree: list[int] = [0] * episode.num_opened
         ema = 0.0
         history: deque[float] = deque(maxlen=self.t_ema)
         alpha = self.alpha
@@ -70,15 +68,15 @@ class ConfidenceMomentum(Controller):
             # 1-2. Pool statistics and the confidence trend.
             winner, v1, v2 = majority(episode.finished_answers)
             warm = step >= self.warm_up
+            latest = episode.latest_answers  # a finished branch keeps its final answer
             ema = (1 - alpha) * ema + alpha * beta_confidence(v1, v2)
             history.append(ema)
 
             # 3. Conservative abandonment of persistently deviating branches.
             if warm and winner >= 0:
                 live = episode.active_branches
-                for j in live:
-                    disagree[j] = disagree[j] + 1 if latest[j] != winner else 0
-                doomed = sorted((j for j in live if disagree[j] >= self.abandon_patience), key=lambda j: -disagree[j])
+                deviating = update_streaks(disagree, live, latest, winner, self.abandon_patience)
+                doomed = sorted(deviating, key=lambda j: -disagree[j])
                 n_live = len(live)
                 for j in doomed:
                     if n_live <= 2:
@@ -87,12 +85,11 @@ class ConfidenceMomentum(Controller):
                     n_live -= 1
 
             # 4. Alignment-aware depth: deepest branches first.
-            for j in sorted(episode.active_branches, key=episode.depth, reverse=True):
-                burst = self.burst_aligned if warm and latest[j] == winner else 1
-                for _ in range(burst):
-                    latest[j] = episode.continue_and_probe(j)
-                    if not episode.is_active(j):
-                        break
+            #    Aligned branches get a burst of intervals (cut short if they finish).
+            depths = episode.depths
+            live = sorted(episode.active_branches, key=lambda j: depths[j], reverse=True)
+            bursts = [self.burst_aligned if warm and latest[j] == winner else 1 for j in live]
+            episode.continue_and_probe_many(live, bursts)
 
             # 5. Refresh the statistics after the depth pass.
             pool = episode.finished_answers
@@ -111,11 +108,12 @@ class ConfidenceMomentum(Controller):
             # 8. Coupled width-depth control: widen on a weak trend.
             widen = delta <= self.trend_thresh and step >= max(1, self.warm_up // 2) and ema < self.conf_thresh
             if episode.num_opened < max_branch and widen:
-                for _ in range(min(self.widen_burst, max_branch - episode.num_opened)):
-                    latest.append(episode.open_and_probe()[1])
-                    disagree.append(0)
+                new = min(self.widen_burst, max_branch - episode.num_opened)
+                episode.open_and_probe_many(new)
+                disagree.extend([0] * new)
 
         winner = majority(episode.finished_answers)[0]
         if winner < 0:
-            winner = majority([a for j, a in enumerate(latest) if not episode.is_pruned(j)])[0]
+            unpruned = [j for j in range(episode.num_opened) if not episode.is_pruned(j)]
+            winner = majority(episode.latest_answers, unpruned)[0]
         return episode.answer(winner, reason="end")

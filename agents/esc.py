@@ -35,7 +35,7 @@ class EarlyStoppingConsistency(Controller):
         finals: list[int] = []
         while len(finals) < limit:
             size = min(self.window, limit - len(finals))
-            window = [episode.read_whole()[1] for _ in range(size)]
+            window = episode.read_whole_many(size)
             finals.extend(window)
             if size == self.window and window.count(window[0]) == size:
                 return episode.answer(window[0], reason="window-agrees")

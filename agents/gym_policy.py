@@ -115,9 +115,28 @@ class EnvEpisode:
             self._step("PROBE", j)
         return episode.latest_answer(j)
 
-    def continue_and_probe_many(self, branches: Sequence[int]) -> list[int]:
-        """:meth:`continue_and_probe` on each branch in turn; the revealed answers."""
-        return [self.continue_and_probe(j) for j in branches]
+    def continue_and_probe_many(self, branches: Sequence[int], bursts: Sequence[int] | None = None) -> list[int]:
+        """:meth:`continue_and_probe` on each branch in turn (``bursts[i]`` times, cut short
+        when the branch finishes); each branch's last revealed answer."""
+        out = []
+        for i, j in enumerate(branches):
+            burst = 1 if bursts is None else bursts[i]
+            if burst < 1:
+                raise ValueError(f"continue_and_probe_many: burst {burst} for branch {j}; bursts must be >= 1")
+            for _ in range(burst):
+                answer = self.continue_and_probe(j)
+                if not self.episode.is_active(j):
+                    break
+            out.append(answer)
+        return out
+
+    def open_and_probe_many(self, n: int) -> list[int]:
+        """:meth:`open_and_probe` ``n`` times; the revealed answers."""
+        return [self.open_and_probe()[1] for _ in range(n)]
+
+    def read_whole_many(self, n: int) -> list[int]:
+        """:meth:`read_whole` ``n`` times; the final answers."""
+        return [self.read_whole()[1] for _ in range(n)]
 
     def read_whole(self) -> tuple[int, int]:
         """READ_WHOLE: open the next branch and read it to its end."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from agents.base import Controller, geometric_count
 from autotts_gym.engine import Episode, EpisodeResult
-from autotts_gym.voting import majority
+from autotts_gym.voting import majority, update_streaks
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,7 @@ class ParallelProbe(Controller):
 
     def run(self, episode: Episode) -> EpisodeResult:
         n = min(self.chains, episode.num_available)
-        for _ in range(n):
-            episode.open_and_probe()
+        episode.open_and_probe_many(n)
         unpruned = list(range(n))
         off_track = [0] * n
         previous, stable, leader = None, 0, -1
@@ -56,17 +55,14 @@ class ParallelProbe(Controller):
             # Active branches are exactly the unfinished, unpruned ones.
             episode.continue_and_probe_many(episode.active_branches)
             latest = episode.latest_answers  # a finished branch keeps its final answer
-            leader = majority([latest[j] for j in unpruned])[0]
+            leader = majority(latest, unpruned)[0]
             if step >= self.warm_up and len(unpruned) > 1:
-                pruned = False
-                for j in episode.active_branches:
-                    off_track[j] = off_track[j] + 1 if latest[j] != leader else 0
-                    if off_track[j] >= self.patience:
+                off_course = update_streaks(off_track, episode.active_branches, latest, leader, self.patience)
+                if off_course:
+                    for j in off_course:
                         episode.prune(j)
-                        pruned = True
-                if pruned:
                     unpruned = [j for j in unpruned if not episode.is_pruned(j)]
-                    leader = majority([latest[j] for j in unpruned])[0]
+                    leader = majority(latest, unpruned)[0]
             stable = stable + 1 if leader == previous else 0
             previous = leader
             if stable >= self.stability:

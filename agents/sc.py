@@ -28,5 +28,5 @@ class SelfConsistency(Controller):
 
     def run(self, episode: Episode) -> EpisodeResult:
         n = min(self.k, episode.num_available)
-        finals = [episode.read_whole()[1] for _ in range(n)]
+        finals = episode.read_whole_many(n)
         return episode.answer(majority(finals)[0], reason="read-k")

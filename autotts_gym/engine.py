@@ -23,16 +23,17 @@ CONTINUE only while ``cost + 1 <= budget`` and PROBE while ``cost + kappa_probe 
 budget``. An inadmissible action raises :class:`InvalidAction`.
 
 Composites that match how published controllers are written: :meth:`open_and_probe`,
-:meth:`continue_and_probe`, :meth:`continue_and_probe_many`, :meth:`read_whole`.
+:meth:`open_and_probe_many`, :meth:`continue_and_probe`, :meth:`continue_and_probe_many`,
+:meth:`read_whole`, :meth:`read_whole_many`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
+from autotts_gym.speedups import C as _C
 from autotts_gym.store import QuestionData
 from autotts_gym.voting import majority
 
@@ -49,9 +50,11 @@ PUBLIC_ACTIONS: tuple[str, ...] = (
     "prune",
     "answer",
     "open_and_probe",
+    "open_and_probe_many",
     "continue_and_probe",
     "continue_and_probe_many",
     "read_whole",
+    "read_whole_many",
 )
 
 # The episode's read-only views (properties and query methods): what a real
@@ -62,6 +65,7 @@ PUBLIC_VIEWS: tuple[str, ...] = (
     "can_branch",
     "done",
     "depth",
+    "depths",
     "status",
     "is_active",
     "is_finished",
@@ -98,9 +102,8 @@ class BudgetExceeded(InvalidAction):
     :class:`agents.base.Controller` ends the episode with the aggregation rule instead."""
 
 
-@dataclass(frozen=True)
-class EpisodeResult:
-    """What an episode ended with.
+class EpisodeResult(NamedTuple):
+    """What an episode ended with (a named tuple: built once per episode, so it is cheap).
 
     Attributes:
         question: index of the question in its split.
@@ -141,6 +144,37 @@ def default_aggregate(episode: Episode) -> int:
     return majority(latest)[0] if latest else NO_ANSWER_ID
 
 
+def _tokens_at_depth(tokens_at: Sequence[int], depth: int) -> int:
+    return tokens_at[depth]
+
+
+# Orders already checked, by identity: the release orders are cached tuples, so most
+# episodes skip the scans. Bounded, as numpy orders are fresh tuples every reset.
+_CHECKED_ORDERS: dict[int, tuple[Sequence[int], int]] = {}
+
+
+def _check_order(order: Sequence[int], question: QuestionData) -> None:
+    n = question.num_branches
+    seen = _CHECKED_ORDERS.get(id(order))
+    if seen is not None and seen[0] is order and seen[1] == n:
+        return
+    if order and (min(order) < 0 or max(order) >= n):  # C-level scans: this runs every reset
+        bad = next(b for b in order if not 0 <= b < n)
+        raise ValueError(f"question {question.index}: branch order names pool branch {bad}; the pool has {n}")
+    if len(set(order)) != len(order):
+        raise ValueError(f"question {question.index}: branch order repeats a branch")
+    if isinstance(order, tuple):  # immutable, so the check stays true
+        if len(_CHECKED_ORDERS) >= 4096:
+            _CHECKED_ORDERS.clear()
+        _CHECKED_ORDERS[id(order)] = (order, n)
+
+
+def _check_burst(burst: int, j: int) -> int:
+    if burst < 1:
+        raise ValueError(f"continue_and_probe_many: burst {burst} for branch {j}; bursts must be >= 1")
+    return burst
+
+
 class Episode:
     """One replayed question with a fixed branch order.
 
@@ -173,7 +207,7 @@ class Episode:
         "_latest",
         "_finals",
         "_finished_order",
-        "_probes",
+        "_probe_log",
         "_budget",
         "_kappa",
         "_aggregate",
@@ -196,12 +230,7 @@ class Episode:
             raise ValueError("give budget_intervals or budget_tokens, not both")
         if budget_tokens is not None:
             budget_intervals = math.floor(budget_tokens / question.interval_tokens)
-        n = question.num_branches
-        if order and (min(order) < 0 or max(order) >= n):  # C-level scans: this runs every reset
-            bad = next(b for b in order if not 0 <= b < n)
-            raise ValueError(f"question {question.index}: branch order names pool branch {bad}; the pool has {n}")
-        if len(set(order)) != len(order):
-            raise ValueError(f"question {question.index}: branch order repeats a branch")
+        _check_order(order, question)
         self.question = question
         self.order = order
         self._pool: list[int] = []  # pool index of each opened branch
@@ -219,7 +248,9 @@ class Episode:
         self._latest: list[int] = []  # latest revealed answer, -1 if none
         self._finals: list[int] = []  # final answers in finishing order
         self._finished_order: list[int] = []  # branches in finishing order
-        self._probes: list[tuple[int, int, int]] = []  # revealed (branch, depth, answer)
+        # Revealed probes as a flat log: branch, depth, branch, depth, ... (the answer is
+        # answer_at[pool[branch]][depth]). Flat ints allocate nothing on the hot path.
+        self._probe_log: list[int] = []
         self._budget = budget_intervals
         self._kappa = kappa_probe
         self._aggregate = aggregate or default_aggregate
@@ -250,6 +281,11 @@ class Episode:
     def depth(self, j: int) -> int:
         """Intervals decoded on branch j (``num_probes + 1`` once finished step by step)."""
         return self._depth[j]
+
+    @property
+    def depths(self) -> list[int]:
+        """Depth of every opened branch, in opening order (read-only copy)."""
+        return list(self._depth)
 
     def status(self, j: int) -> int:
         """``ACTIVE`` (0), ``FINISHED`` (1) or ``PRUNED`` (2)."""
@@ -302,14 +338,15 @@ class Episode:
     @property
     def revealed_probes(self) -> list[tuple[int, int, int]]:
         """Omega_t: every ``(branch, depth, answer)`` revealed by PROBE, in order."""
-        return list(self._probes)
+        log, pool, answer_at = self._probe_log, self._pool, self.question.answer_at
+        return [(j, d, answer_at[pool[j]][d]) for j, d in zip(log[::2], log[1::2])]
 
     def probe_confidence(self, j: int, depth: int | None = None) -> float:
         """The model's confidence in the probe of branch j at ``depth`` (default: the
         current one), if the store records it and it was revealed; NaN otherwise."""
         d = self._depth[j] if depth is None else depth
         conf = self.question.probe_confidence
-        if conf is None or (self._probed_at[j] < d and not any(p[0] == j and p[1] == d for p in self._probes)):
+        if conf is None or (self._probed_at[j] < d and not any(pj == j and pd == d for pj, pd in zip(self._probe_log[::2], self._probe_log[1::2]))):
             return math.nan
         return conf[self._pool[j]][d]
 
@@ -328,12 +365,15 @@ class Episode:
     @property
     def sequential_tokens(self) -> int:
         """Tokens of the longest branch so far (latency when branches run in parallel)."""
-        return max(map(self.branch_tokens, range(len(self._pool))), default=0)
+        q, pool = self.question, self._pool
+        if not self._whole:
+            return max(map(_tokens_at_depth, map(q.tokens_at.__getitem__, pool), self._depth), default=0)
+        return max(map(self.branch_tokens, range(len(pool))), default=0)
 
     @property
     def cost(self) -> float:
         """The MDP cost in intervals: sum of depths + kappa_probe x probes."""
-        return sum(self._depth) + self._kappa * len(self._probes)
+        return sum(self._depth) + self._kappa * (len(self._probe_log) // 2)
 
     @property
     def budget(self) -> float | None:
@@ -354,7 +394,7 @@ class Episode:
     def num_actions(self) -> int:
         """Primitive actions taken so far (a whole read counts as one)."""
         # A stepwise branch took one BRANCH and depth - 1 CONTINUEs.
-        taken = sum(self._depth) - self._whole_depth + len(self._whole) + len(self._probes) + self._n_prunes
+        taken = sum(self._depth) - self._whole_depth + len(self._whole) + len(self._probe_log) // 2 + self._n_prunes
         return taken + (self.result is not None)
 
     @property
@@ -481,7 +521,8 @@ class Episode:
         answer = self.question.answer_at[self._pool[j]][d]
         self._probed_at[j] = d
         self._latest[j] = answer
-        self._probes.append((j, d, answer))
+        self._probe_log.append(j)
+        self._probe_log.append(d)
         if self.trace is not None:
             self._record("PROBE", j, answer)
         return answer
@@ -520,7 +561,7 @@ class Episode:
             sequential_tokens=self.sequential_tokens,
             intervals=self.cost,
             branches_opened=len(self._pool),
-            probes=len(self._probes),
+            probes=len(self._probe_log) // 2,
             actions=self.num_actions + 1,
             stop_reason=reason,
         )
@@ -532,11 +573,62 @@ class Episode:
 
         Returns ``(branch, answer)``.
         """
-        j = self.branch()
-        if self._status[j] == FINISHED:
+        if self._budget is not None or self.trace is not None or self.result is not None:
+            j = self.branch()
+            if self._status[j] == FINISHED:
+                return j, self._latest[j]
+            self._require_budget(self._kappa, "PROBE")
+            return j, self._probe(j, 1)
+        # Hot path (no budget, no trace): the accounting of branch and _probe, inlined.
+        j = len(self._pool)
+        if j >= len(self.order):
+            self._require_open("BRANCH")
+        b = self.order[j]
+        q = self.question
+        self._pool.append(b)
+        self._depth.append(1)
+        self._status.append(ACTIVE)
+        self._active.append(j)
+        if q.num_probes[b] < 1:  # no probe answers: finishes on its first step
+            self._probed_at.append(-1)
+            self._latest.append(NO_ANSWER_ID)
+            self._finish_stepwise(j, b, 1)
             return j, self._latest[j]
-        self._require_budget(self._kappa, "PROBE")
-        return j, self._probe(j, 1)
+        answer = q.answer_at[b][1]
+        self._probed_at.append(1)
+        self._latest.append(answer)
+        self._probe_log.append(j)
+        self._probe_log.append(1)
+        return j, answer
+
+    def open_and_probe_many(self, n: int) -> list[int]:
+        """:meth:`open_and_probe` ``n`` times; the revealed answers in opening order."""
+        if n < 0:
+            raise ValueError(f"open_and_probe_many: n must be >= 0, got {n}")
+        j0 = len(self._pool)
+        q = self.question
+        new = self.order[j0 : j0 + n]
+        if (
+            self._budget is not None
+            or self.trace is not None
+            or self.result is not None
+            or j0 + n > len(self.order)
+            or min(map(q.num_probes.__getitem__, new), default=1) < 1  # some branch finishes at once
+        ):
+            return [self.open_and_probe()[1] for _ in range(n)]
+        # Without budget or trace: the bookkeeping of n BRANCH + PROBE, done list-wise.
+        answers = [q.answer_at[b][1] for b in new]
+        opened = range(j0, j0 + n)
+        self._pool.extend(new)
+        self._depth.extend([1] * n)
+        self._status.extend([ACTIVE] * n)
+        self._active.extend(opened)
+        self._probed_at.extend([1] * n)
+        self._latest.extend(answers)
+        log = [1] * (2 * n)  # branch, depth 1, branch, depth 1, ...
+        log[::2] = opened
+        self._probe_log.extend(log)
+        return answers
 
     def continue_and_probe(self, j: int) -> int:
         """CONTINUE(j), then PROBE(j) unless the step finished the branch.
@@ -560,7 +652,8 @@ class Episode:
         answer = q.answer_at[b][d]
         self._latest[j] = answer
         self._probed_at[j] = d
-        self._probes.append((j, d, answer))
+        self._probe_log.append(j)
+        self._probe_log.append(d)
         return answer
 
     def _checked_continue_and_probe(self, j: int) -> int:
@@ -573,36 +666,93 @@ class Episode:
             return self._latest[j]
         return self._probe(j, self._depth[j])
 
-    def continue_and_probe_many(self, branches: Sequence[int]) -> list[int]:
-        """:meth:`continue_and_probe` on each branch in turn; the revealed answers.
+    def continue_and_probe_many(self, branches: Sequence[int], bursts: Sequence[int] | None = None) -> list[int]:
+        """:meth:`continue_and_probe` on each branch in turn; each branch's revealed answer.
 
-        The hot path of lock-step controllers: without a budget or a trace, one loop
-        with the accounting of :meth:`continue_and_probe` inlined.
+        Args:
+            branches: the branches, in the order they are stepped (the order decides the
+                finishing order, hence vote ties).
+            bursts: with it, branch ``branches[i]`` is stepped and probed ``bursts[i] >= 1``
+                times in a row, stopping early if it finishes; the answer returned is its
+                last revealed one.
+
+        The hot path of lock-step and depth-first controllers: without a budget or a
+        trace, one loop with the accounting of :meth:`continue_and_probe` inlined (in C
+        when :mod:`autotts_gym.speedups` is built).
         """
         if self._budget is not None or self.trace is not None or self.result is not None:
-            return [self._checked_continue_and_probe(j) for j in branches]
+            return self._checked_continue_and_probe_many(branches, bursts)
         q = self.question
+        if _C is not None and type(branches) in (list, tuple):
+            out, bad, finish_tokens, finished = _C.advance(
+                branches, bursts, self._pool, self._depth, self._status, self._latest, self._probed_at,
+                self._probe_log, self._active, self._finals, self._finished_order,
+                q.answer_at, q.tokens_at, q.num_probes,
+            )  # fmt: skip
+            self._finish_tokens += finish_tokens
+            self._finished_stepwise += finished
+            if bad >= 0:
+                self._require_active(bad, "CONTINUE")
+            return out
         answer_at, num_probes = q.answer_at, q.num_probes
         pool, depth, status, latest, probed_at = self._pool, self._depth, self._status, self._latest, self._probed_at
-        probes = self._probes
+        probes = self._probe_log
         n = len(status)
         out = []
-        for j in branches:
+        for i, j in enumerate(branches):
             if not 0 <= j < n or status[j] != ACTIVE:
                 self._require_active(j, "CONTINUE")
+            burst = 1 if bursts is None else _check_burst(bursts[i], j)
             b = pool[j]
-            d = depth[j] + 1
-            depth[j] = d
-            if d > num_probes[b]:
-                self._finish_stepwise(j, b, d)
-                out.append(latest[j])
-            else:
+            for _ in range(burst):
+                d = depth[j] + 1
+                depth[j] = d
+                if d > num_probes[b]:
+                    self._finish_stepwise(j, b, d)
+                    break
                 answer = answer_at[b][d]
                 latest[j] = answer
                 probed_at[j] = d
-                probes.append((j, d, answer))
-                out.append(answer)
+                probes.append(j)
+                probes.append(d)
+            out.append(latest[j])
         return out
+
+    def _checked_continue_and_probe_many(self, branches: Sequence[int], bursts: Sequence[int] | None) -> list[int]:
+        out = []
+        for i, j in enumerate(branches):
+            burst = 1 if bursts is None else _check_burst(bursts[i], j)
+            for _ in range(burst):
+                answer = self._checked_continue_and_probe(j)
+                if self._status[j] != ACTIVE:
+                    break
+            out.append(answer)
+        return out
+
+    def read_whole_many(self, n: int) -> list[int]:
+        """:meth:`read_whole` ``n`` times; the final answers in reading order."""
+        if n < 0:
+            raise ValueError(f"read_whole_many: n must be >= 0, got {n}")
+        j0 = len(self._pool)
+        if self._budget is not None or self.trace is not None or self.result is not None or j0 + n > len(self.order):
+            return [self.read_whole()[1] for _ in range(n)]
+        # Without budget or trace: the bookkeeping of n whole reads, done list-wise.
+        q = self.question
+        new = self.order[j0 : j0 + n]
+        steps = [q.num_probes[b] + 1 for b in new]
+        finals = [q.final_answer[b] for b in new]
+        opened = range(j0, j0 + n)
+        self._pool.extend(new)
+        self._depth.extend(steps)
+        self._status.extend([FINISHED] * n)
+        self._probed_at.extend([-1] * n)
+        self._latest.extend(finals)
+        self._whole.update(opened)
+        self._whole_depth += sum(steps)
+        self._finish_tokens += sum(map(q.total_tokens.__getitem__, new))
+        self._finals.extend(finals)
+        self._finished_order.extend(opened)
+        return finals
 
     def read_whole(self) -> tuple[int, int]:
         """Open the next branch and read it to its end in one go, charged exactly its

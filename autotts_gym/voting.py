@@ -8,8 +8,10 @@ given is the tie-break order (finishing order, opening order, reading order).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import cache
+
+from autotts_gym.speedups import C as _C
 
 NO_ANSWER_ID = -1
 
@@ -33,9 +35,47 @@ def top_two(counts: Counter) -> tuple[int, int, int]:
     return winner, v1, v2
 
 
-def majority(answers: Iterable[int]) -> tuple[int, int, int]:
-    """``(winner, v1, v2)`` of the answers, ties to the first seen."""
+def majority(answers: Iterable[int], among: Iterable[int] | None = None) -> tuple[int, int, int]:
+    """``(winner, v1, v2)`` of the answers, ties to the first seen.
+
+    With ``among``, the vote of ``answers[j] for j in among`` (in that order): e.g. the
+    latest answers of the unpruned branches.
+    """
+    if _C is not None:  # the same count in C for lists and tuples of ints
+        result = _C.majority(answers) if among is None else _C.majority(answers, among)
+        if result is not NotImplemented:
+            return result
+    return _majority_py(answers, among)
+
+
+def _majority_py(answers: Iterable[int], among: Iterable[int] | None = None) -> tuple[int, int, int]:
+    # The reference of the C count (tests/test_speedups.py compares them).
+    if among is not None:
+        answers = [answers[j] for j in among]
     return top_two(Counter(answers))
+
+
+def update_streaks(
+    streaks: list[int], branches: Sequence[int], answers: Sequence[int], leader: int, threshold: int
+) -> list[int]:
+    """Off-track streaks: for each ``j`` in ``branches``, ``streaks[j]`` grows by one if
+    ``answers[j] != leader`` and resets to 0 otherwise. Returns the branches whose streak
+    reached ``threshold``, in the order given (Parallel-Probe's and CMC's pruning rule)."""
+    if _C is not None and type(streaks) is list and type(branches) is list and type(answers) is list:
+        return _C.update_streaks(streaks, branches, answers, leader, threshold)
+    return _update_streaks_py(streaks, branches, answers, leader, threshold)
+
+
+def _update_streaks_py(
+    streaks: list[int], branches: Sequence[int], answers: Sequence[int], leader: int, threshold: int
+) -> list[int]:
+    # The reference of the C loop (tests/test_speedups.py compares them).
+    reached = []
+    for j in branches:
+        streaks[j] = streaks[j] + 1 if answers[j] != leader else 0
+        if streaks[j] >= threshold:
+            reached.append(j)
+    return reached
 
 
 @cache

@@ -94,12 +94,20 @@ class EpisodeView:
             self._over()
         return self._e.continue_and_probe(j)
 
-    def continue_and_probe_many(self, branches: Sequence[int]) -> list[int]:
-        """:meth:`continue_and_probe` on each branch in turn; the revealed answers."""
-        self._left -= 2 * len(branches)
+    def continue_and_probe_many(self, branches: Sequence[int], bursts: Sequence[int] | None = None) -> list[int]:
+        """:meth:`continue_and_probe` on each branch in turn (``bursts[i]`` times, cut short
+        when the branch finishes); each branch's last revealed answer."""
+        self._left -= 2 * (len(branches) if bursts is None else sum(bursts))
         if self._left < 0:
             self._over()
-        return self._e.continue_and_probe_many(branches)
+        return self._e.continue_and_probe_many(branches, bursts)
+
+    def open_and_probe_many(self, n: int) -> list[int]:
+        """:meth:`open_and_probe` ``n`` times; the revealed answers."""
+        self._left -= 2 * n
+        if self._left < 0:
+            self._over()
+        return self._e.open_and_probe_many(n)
 
     def read_whole(self) -> tuple[int, int]:
         """Open the next branch and read it whole; ``(branch, final answer)``."""
@@ -107,6 +115,13 @@ class EpisodeView:
         if self._left < 0:
             self._over()
         return self._e.read_whole()
+
+    def read_whole_many(self, n: int) -> list[int]:
+        """:meth:`read_whole` ``n`` times; the final answers."""
+        self._left -= n
+        if self._left < 0:
+            self._over()
+        return self._e.read_whole_many(n)
 
     def answer(self, answer: int | None = None, reason: str = "answer") -> None:
         """ANSWER: end the episode with a revealed answer id (None: the default
@@ -154,6 +169,11 @@ class EpisodeView:
     def depth(self, j: int) -> int:
         """Intervals decoded on branch j."""
         return self._e.depth(j)
+
+    @property
+    def depths(self) -> list[int]:
+        """Depth of every opened branch, in opening order."""
+        return self._e.depths
 
     def status(self, j: int) -> int:
         """ACTIVE (0), FINISHED (1) or PRUNED (2)."""
