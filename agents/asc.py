@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from agents.base import Controller, geometric_count
 from autotts_gym.engine import Episode, EpisodeResult
-from autotts_gym.voting import beta_confidence, top_two
+from autotts_gym.voting import beta_confidence, majority
 
 
 @dataclass(frozen=True)
@@ -32,11 +31,11 @@ class AdaptiveConsistency(Controller):
         return {"max_samples": geometric_count(beta, 2, 64), "threshold": 0.95}
 
     def run(self, episode: Episode) -> EpisodeResult:
-        counts: Counter = Counter()
-        for n in range(1, min(self.max_samples, episode.num_available) + 1):
-            counts[episode.read_whole()[1]] += 1
-            if n >= 2:
-                leader, v1, v2 = top_two(counts)
+        finals: list[int] = []
+        for _ in range(min(self.max_samples, episode.num_available)):
+            finals.append(episode.read_whole()[1])
+            if len(finals) >= 2:
+                leader, v1, v2 = majority(finals)
                 if beta_confidence(v1, v2) > self.threshold:
                     return episode.answer(leader, reason="confident")
-        return episode.answer(top_two(counts)[0], reason="max-samples")
+        return episode.answer(majority(finals)[0], reason="max-samples")

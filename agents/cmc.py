@@ -86,10 +86,12 @@ class ConfidenceMomentum(Controller):
 
             # 4. Alignment-aware depth: deepest branches first.
             #    Aligned branches get a burst of intervals (cut short if they finish).
-            depths = episode.depths
-            live = sorted(episode.active_branches, key=lambda j: depths[j], reverse=True)
-            bursts = [self.burst_aligned if warm and latest[j] == winner else 1 for j in live]
-            episode.continue_and_probe_many(live, bursts)
+            live = episode.active_by_depth(deepest_first=True)
+            if warm:
+                aligned = self.burst_aligned
+                episode.continue_and_probe_many(live, [aligned if latest[j] == winner else 1 for j in live])
+            else:
+                episode.continue_and_probe_many(live)
 
             # 5. Refresh the statistics after the depth pass.
             pool = episode.finished_answers

@@ -61,7 +61,8 @@ class ParallelProbe(Controller):
                 if off_course:
                     for j in off_course:
                         episode.prune(j)
-                    unpruned = [j for j in unpruned if not episode.is_pruned(j)]
+                    pruned = set(off_course)
+                    unpruned = [j for j in unpruned if j not in pruned]
                     leader = majority(latest, unpruned)[0]
             stable = stable + 1 if leader == previous else 0
             previous = leader

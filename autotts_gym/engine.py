@@ -75,6 +75,7 @@ PUBLIC_VIEWS: tuple[str, ...] = (
     "final_answer",
     "latest_answers",
     "active_branches",
+    "active_by_depth",
     "finished_answers",
     "finished_branches",
     "revealed_probes",
@@ -142,10 +143,6 @@ def default_aggregate(episode: Episode) -> int:
         return majority(finals)[0]
     latest = [a for j, a in enumerate(episode.latest_answers) if a >= 0 and episode.status(j) != PRUNED]
     return majority(latest)[0] if latest else NO_ANSWER_ID
-
-
-def _tokens_at_depth(tokens_at: Sequence[int], depth: int) -> int:
-    return tokens_at[depth]
 
 
 # Orders already checked, by identity: the release orders are cached tuples, so most
@@ -325,6 +322,11 @@ class Episode:
         """Branches that are neither finished nor pruned, in opening order."""
         return list(self._active)
 
+    def active_by_depth(self, deepest_first: bool = True) -> list[int]:
+        """Active branches ordered by depth (deepest first, or shallowest first); equal
+        depths keep opening order."""
+        return sorted(self._active, key=self._depth.__getitem__, reverse=deepest_first)
+
     @property
     def finished_answers(self) -> list[int]:
         """Final answers in the order branches finished (the completed pool)."""
@@ -365,10 +367,10 @@ class Episode:
     @property
     def sequential_tokens(self) -> int:
         """Tokens of the longest branch so far (latency when branches run in parallel)."""
-        q, pool = self.question, self._pool
         if not self._whole:
-            return max(map(_tokens_at_depth, map(q.tokens_at.__getitem__, pool), self._depth), default=0)
-        return max(map(self.branch_tokens, range(len(pool))), default=0)
+            tokens_at = self.question.tokens_at
+            return max([tokens_at[b][d] for b, d in zip(self._pool, self._depth)], default=0)
+        return max(map(self.branch_tokens, range(len(self._pool))), default=0)
 
     @property
     def cost(self) -> float:

@@ -170,6 +170,10 @@ class EpisodeView:
         """Intervals decoded on branch j."""
         return self._e.depth(j)
 
+    def active_by_depth(self, deepest_first: bool = True) -> list[int]:
+        """Active branches by depth (deepest first, or shallowest first), ties in opening order."""
+        return self._e.active_by_depth(deepest_first)
+
     @property
     def depths(self) -> list[int]:
         """Depth of every opened branch, in opening order."""
