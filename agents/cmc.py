@@ -63,16 +63,18 @@ class ConfidenceMomentum(Controller):
         ema = 0.0
         history: deque[float] = deque(maxlen=self.t_ema)
         alpha = self.alpha
+        widen_from = max(1, self.warm_up // 2)  # first step at which a weak trend widens
 
         for step in range(self.max_steps):
             # 1-2. Pool statistics and the confidence trend.
-            winner, v1, v2 = majority(episode.finished_answers)
+            winner, v1, v2 = episode.finished_vote()
             warm = step >= self.warm_up
-            latest = episode.latest_answers  # a finished branch keeps its final answer
             ema = (1 - alpha) * ema + alpha * beta_confidence(v1, v2)
             history.append(ema)
 
             # 3. Conservative abandonment of persistently deviating branches.
+            if warm:
+                latest = episode.latest_answers  # a finished branch keeps its final answer
             if warm and winner >= 0:
                 live = episode.active_branches
                 deviating = update_streaks(disagree, live, latest, winner, self.abandon_patience)
@@ -94,27 +96,26 @@ class ConfidenceMomentum(Controller):
                 episode.continue_and_probe_many(live)
 
             # 5. Refresh the statistics after the depth pass.
-            pool = episode.finished_answers
-            winner, v1, v2 = majority(pool)
+            winner, v1, v2 = episode.finished_vote()
             ema = (1 - alpha) * ema + alpha * beta_confidence(v1, v2)
             history[-1] = ema
             delta = history[-1] - history[0] if len(history) >= 2 else 0.0
 
             # 6. Trend-based stopping.
-            if warm and len(pool) >= self.min_complete:
+            if warm and episode.num_finished >= self.min_complete:
                 if ema >= self.conf_thresh and delta >= -self.delta_slack:
                     return episode.answer(winner, reason="confident")
             # 7. Nothing left to grow.
-            if not episode.active_branches:
+            if episode.num_active == 0:
                 break
             # 8. Coupled width-depth control: widen on a weak trend.
-            widen = delta <= self.trend_thresh and step >= max(1, self.warm_up // 2) and ema < self.conf_thresh
+            widen = delta <= self.trend_thresh and step >= widen_from and ema < self.conf_thresh
             if episode.num_opened < max_branch and widen:
                 new = min(self.widen_burst, max_branch - episode.num_opened)
                 episode.open_and_probe_many(new)
                 disagree.extend([0] * new)
 
-        winner = majority(episode.finished_answers)[0]
+        winner = episode.finished_vote()[0]
         if winner < 0:
             unpruned = [j for j in range(episode.num_opened) if not episode.is_pruned(j)]
             winner = majority(episode.latest_answers, unpruned)[0]

@@ -68,6 +68,6 @@ class ParallelProbe(Controller):
             previous = leader
             if stable >= self.stability:
                 return episode.answer(leader, reason="stable")
-            if not episode.active_branches:
+            if episode.num_active == 0:
                 return episode.answer(leader, reason="all-done")
         return episode.answer(leader, reason="max-steps")

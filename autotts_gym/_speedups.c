@@ -11,6 +11,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 
 /* Distinct values kept on the stack; a vote with more distinct answers uses the heap. */
 #define SMALL_VOTE 64
@@ -251,29 +252,25 @@ static int remove_long(PyObject *list, long j) {
     return -1;
 }
 
-PyDoc_STRVAR(advance_doc,
-             "advance(branches, bursts, pool, depth, status, latest, probed_at, probe_log, active,\n"
-             "        finals, finished_order, answer_at, tokens_at, num_probes)\n"
-             "    -> (answers, bad, finish_tokens, finished)\n\n"
-             "The loop of Episode.continue_and_probe_many without budget or trace: each\n"
-             "branch j in turn is decoded one interval and probed, ``bursts[i]`` times\n"
-             "(1 if bursts is None), stopping early when it finishes. The finishing step\n"
-             "does what Episode._finish_stepwise does, except the two counters, whose\n"
-             "increments are returned: ``finish_tokens`` (the finishing charges) and\n"
-             "``finished``. ``answers`` holds each branch's last revealed answer. ``bad``\n"
-             "is -1, or the first branch that is not active: the loop stops there and the\n"
-             "caller raises.");
-
-static PyObject *advance(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 14) {
-        PyErr_SetString(PyExc_TypeError, "advance takes 14 arguments");
+/* The loop of Episode.continue_and_probe_many without budget or trace: each branch j in
+ * turn is decoded one interval and probed, bursts[i] times (1 if bursts is None),
+ * stopping early when it finishes. The finishing step does what
+ * Episode._finish_stepwise does, except the two counters, whose increments go to
+ * *finish_tokens_out and *finished_out. Returns each branch's last revealed answer;
+ * *bad_out is -1, or the first branch that is not active (the loop stops there and the
+ * caller raises). `state` is Episode._loop_state: (pool, depth, status, latest,
+ * probed_at, probe_log, active, finals, finished_order, answer_at, tokens_at, num_probes). */
+static PyObject *advance_core(PyObject *branches, PyObject *bursts, PyObject *state, long *bad_out,
+                              long *finish_tokens_out, long *finished_out) {
+    if (!PyTuple_CheckExact(state) || PyTuple_GET_SIZE(state) != 12) {
+        PyErr_SetString(PyExc_TypeError, "Episode._loop_state must be a tuple of 12 items");
         return NULL;
     }
-    PyObject *branches = args[0], *bursts = args[1], *answer_at = args[11], *tokens_at = args[12],
-             *num_probes = args[13];
+    PyObject *answer_at = PyTuple_GET_ITEM(state, 9), *tokens_at = PyTuple_GET_ITEM(state, 10),
+             *num_probes = PyTuple_GET_ITEM(state, 11);
     PyObject *lists[9];
     for (Py_ssize_t i = 0; i < 9; i++)
-        if ((lists[i] = list_arg(args, i + 2, "advance")) == NULL) return NULL;
+        if ((lists[i] = list_arg(&PyTuple_GET_ITEM(state, 0), i, "Episode._loop_state")) == NULL) return NULL;
     PyObject *pool = lists[0], *depth = lists[1], *status = lists[2], *latest = lists[3], *probed_at = lists[4],
              *probes = lists[5], *active = lists[6], *finals = lists[7], *finished_order = lists[8];
     if (!is_sequence(branches) || (bursts != Py_None && !is_sequence(bursts)) || !is_sequence(answer_at) ||
@@ -362,17 +359,311 @@ static PyObject *advance(PyObject *self, PyObject *const *args, Py_ssize_t nargs
         done = i + 1;
     }
     if (done < n && PyList_SetSlice(out, done, n, NULL) < 0) goto fail;
-    return Py_BuildValue("(Nlll)", out, bad, finish_tokens, finished);
+    *bad_out = bad;
+    *finish_tokens_out = finish_tokens;
+    *finished_out = finished;
+    return out;
 fail:
     /* Unfilled slots of `out` are NULL, which list deallocation tolerates. */
     Py_DECREF(out);
     return NULL;
 }
 
+/* ------------------------------------------------------- Episode hot paths */
+
+/* C versions of Episode's most called methods and views. episode_functions(cls) reads
+ * the offsets of the class's __slots__ (as Python's own slot descriptors do), so these
+ * functions read the episode's lists directly. Every case they do not cover (a budget,
+ * a trace, an ended episode, an invalid branch, other argument types) is handed to the
+ * reference Python method, which the caller passes in. */
+
+enum {
+    S_POOL, S_DEPTH, S_ACTIVE, S_LATEST, S_FINALS, S_FINISHED_ORDER, S_STATUS, S_VOTE, S_LOOP_STATE,
+    S_FINISH_TOKENS, S_FINISHED_STEPWISE, S_N_PRUNES, S_BUDGET, S_TRACE, S_RESULT, N_SLOTS
+};
+static const char *slot_names[N_SLOTS] = {
+    "_pool", "_depth", "_active", "_latest", "_finals", "_finished_order", "_status", "_vote", "_loop_state",
+    "_finish_tokens", "_finished_stepwise", "_n_prunes", "_budget", "trace", "result",
+};
+static Py_ssize_t slot_offset[N_SLOTS];
+static PyTypeObject *episode_type = NULL;
+static PyObject *reference_continue_and_probe_many = NULL, *reference_prune = NULL;
+
+/* The object in slot k of an episode (NULL if unset, which the reference reports). */
+#define SLOT(self, k) (*(PyObject **)((char *)(self) + slot_offset[k]))
+
+static int is_episode(PyObject *self) {
+    if (episode_type == NULL || !PyObject_TypeCheck(self, episode_type)) {
+        PyErr_SetString(PyExc_TypeError, "expected an autotts_gym.engine.Episode");
+        return 0;
+    }
+    for (int k = 0; k < N_SLOTS; k++) {
+        if (SLOT(self, k) == NULL) {
+            PyErr_Format(PyExc_AttributeError, "Episode slot %s is not set", slot_names[k]);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Replace slot k with `value` (a new reference, stolen). */
+static void set_slot(PyObject *self, int k, PyObject *value) {
+    PyObject *old = SLOT(self, k);
+    SLOT(self, k) = value;
+    Py_XDECREF(old);
+}
+
+/* slot k += delta for an int slot. */
+static int add_to_slot(PyObject *self, int k, long delta) {
+    PyObject *d = PyLong_FromLong(delta);
+    if (d == NULL) return -1;
+    PyObject *sum = PyNumber_Add(SLOT(self, k), d);
+    Py_DECREF(d);
+    if (sum == NULL) return -1;
+    set_slot(self, k, sum);
+    return 0;
+}
+
+static PyObject *list_slot_copy(PyObject *self, int k) {
+    if (!is_episode(self)) return NULL;
+    PyObject *list = SLOT(self, k);
+    if (!PyList_Check(list)) {
+        PyErr_Format(PyExc_TypeError, "Episode.%s must be a list", slot_names[k]);
+        return NULL;
+    }
+    return PyList_GetSlice(list, 0, PyList_GET_SIZE(list));
+}
+
+static PyObject *list_slot_size(PyObject *self, int k) {
+    if (!is_episode(self)) return NULL;
+    return PyLong_FromSsize_t(PyObject_Length(SLOT(self, k)));
+}
+
+static PyObject *ep_latest_answers(PyObject *m, PyObject *self) { return list_slot_copy(self, S_LATEST); }
+static PyObject *ep_active_branches(PyObject *m, PyObject *self) { return list_slot_copy(self, S_ACTIVE); }
+static PyObject *ep_finished_answers(PyObject *m, PyObject *self) { return list_slot_copy(self, S_FINALS); }
+static PyObject *ep_finished_branches(PyObject *m, PyObject *self) { return list_slot_copy(self, S_FINISHED_ORDER); }
+static PyObject *ep_depths(PyObject *m, PyObject *self) { return list_slot_copy(self, S_DEPTH); }
+static PyObject *ep_num_active(PyObject *m, PyObject *self) { return list_slot_size(self, S_ACTIVE); }
+static PyObject *ep_num_finished(PyObject *m, PyObject *self) { return list_slot_size(self, S_FINALS); }
+static PyObject *ep_num_opened(PyObject *m, PyObject *self) { return list_slot_size(self, S_POOL); }
+
+/* Episode.finished_vote: the vote of the completed pool, cached in _vote as
+ * (pool size, (winner, v1, v2)) until a branch finishes. */
+static PyObject *ep_finished_vote(PyObject *m, PyObject *self) {
+    if (!is_episode(self)) return NULL;
+    PyObject *finals = SLOT(self, S_FINALS), *cached = SLOT(self, S_VOTE);
+    if (!PyList_Check(finals)) {
+        PyErr_SetString(PyExc_TypeError, "Episode._finals must be a list");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(finals);
+    if (PyTuple_CheckExact(cached) && PyTuple_GET_SIZE(cached) == 2 && PyLong_CheckExact(PyTuple_GET_ITEM(cached, 0)) &&
+        PyLong_AsSsize_t(PyTuple_GET_ITEM(cached, 0)) == n) {
+        PyObject *vote = PyTuple_GET_ITEM(cached, 1);
+        Py_INCREF(vote);
+        return vote;
+    }
+    Tally t;
+    tally_init(&t);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long v;
+        if (as_long(PyList_GET_ITEM(finals, i), &v) < 0 || tally_add(&t, v) < 0) {
+            tally_free(&t);
+            return NULL;
+        }
+    }
+    PyObject *vote = tally_result(&t);
+    tally_free(&t);
+    if (vote == NULL) return NULL;
+    PyObject *entry = Py_BuildValue("(nO)", n, vote);
+    if (entry == NULL) {
+        Py_DECREF(vote);
+        return NULL;
+    }
+    set_slot(self, S_VOTE, entry);
+    return vote;
+}
+
+/* Episode.active_by_depth: active branches by depth, deepest (or shallowest) first,
+ * equal depths in opening order (a stable insertion sort; the active set is small). */
+static PyObject *ep_active_by_depth(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    Py_ssize_t nkw = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (nargs < 1 || nargs + nkw > 2 ||
+        (nkw == 1 && !PyUnicode_Check(PyTuple_GET_ITEM(kwnames, 0))) ||
+        (nkw == 1 && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "deepest_first") != 0)) {
+        PyErr_SetString(PyExc_TypeError, "active_by_depth(self, deepest_first=True)");
+        return NULL;
+    }
+    PyObject *self = args[0];
+    if (!is_episode(self)) return NULL;
+    int deepest_first = 1;
+    if (nargs + nkw == 2 && (deepest_first = PyObject_IsTrue(args[1])) < 0) return NULL;
+    PyObject *active = SLOT(self, S_ACTIVE), *depth = SLOT(self, S_DEPTH);
+    if (!PyList_Check(active) || !PyList_Check(depth)) {
+        PyErr_SetString(PyExc_TypeError, "Episode._active and _depth must be lists");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(active);
+    PyObject *out = PyList_GetSlice(active, 0, n);
+    if (out == NULL) return NULL;
+    long small_keys[SMALL_VOTE];
+    long *keys = n <= SMALL_VOTE ? small_keys : PyMem_Malloc(n * sizeof(long));
+    if (keys == NULL) {
+        Py_DECREF(out);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long j, d;
+        if (as_long(PyList_GET_ITEM(out, i), &j) < 0 || item_long(depth, j, "depth", &d) < 0) goto fail;
+        keys[i] = deepest_first ? -d : d;
+    }
+    PyObject **items = ((PyListObject *)out)->ob_item;
+    for (Py_ssize_t i = 1; i < n; i++) {
+        long key = keys[i];
+        PyObject *item = items[i];
+        Py_ssize_t k = i - 1;
+        while (k >= 0 && keys[k] > key) {
+            keys[k + 1] = keys[k];
+            items[k + 1] = items[k];
+            k--;
+        }
+        keys[k + 1] = key;
+        items[k + 1] = item;
+    }
+    if (keys != small_keys) PyMem_Free(keys);
+    return out;
+fail:
+    if (keys != small_keys) PyMem_Free(keys);
+    Py_DECREF(out);
+    return NULL;
+}
+
+/* Episode.continue_and_probe_many without budget or trace: advance_core on the episode's
+ * lists; anything else goes to the reference method. */
+static PyObject *ep_continue_and_probe_many(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
+                                            PyObject *kwnames) {
+    if (kwnames != NULL || nargs < 2 || nargs > 3 || !is_episode(args[0]) || SLOT(args[0], S_BUDGET) != Py_None ||
+        SLOT(args[0], S_TRACE) != Py_None || SLOT(args[0], S_RESULT) != Py_None || !is_sequence(args[1]) ||
+        (nargs == 3 && args[2] != Py_None && !is_sequence(args[2]))) {
+        PyErr_Clear();
+        return PyObject_Vectorcall(reference_continue_and_probe_many, args, nargs, kwnames);
+    }
+    PyObject *self = args[0];
+    long bad, finish_tokens, finished;
+    PyObject *out = advance_core(args[1], nargs == 3 ? args[2] : Py_None, SLOT(self, S_LOOP_STATE), &bad,
+                                 &finish_tokens, &finished);
+    if (out == NULL) return NULL;
+    if (finished &&
+        (add_to_slot(self, S_FINISH_TOKENS, finish_tokens) < 0 || add_to_slot(self, S_FINISHED_STEPWISE, finished) < 0)) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    if (bad >= 0) {
+        /* The engine's own check raises the usual InvalidAction. */
+        Py_DECREF(out);
+        PyObject *r = PyObject_CallMethod(self, "_require_active", "ls", bad, "CONTINUE");
+        if (r == NULL) return NULL;
+        Py_DECREF(r);
+        PyErr_Format(PyExc_SystemError, "continue_and_probe_many: branch %ld was refused but is active", bad);
+        return NULL;
+    }
+    return out;
+}
+
+/* Episode.prune of an active branch without a trace; anything else goes to the reference. */
+static PyObject *ep_prune(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
+    long j, st;
+    if (nargs != 2 || !is_episode(args[0]) || SLOT(args[0], S_TRACE) != Py_None || SLOT(args[0], S_RESULT) != Py_None ||
+        !PyLong_CheckExact(args[1]) || as_long(args[1], &j) < 0 || !PyList_Check(SLOT(args[0], S_STATUS)) ||
+        j < 0 || j >= PyList_GET_SIZE(SLOT(args[0], S_STATUS)) ||
+        as_long(PyList_GET_ITEM(SLOT(args[0], S_STATUS), j), &st) < 0 || st != 0 ||
+        !PyList_Check(SLOT(args[0], S_ACTIVE))) {
+        PyErr_Clear();
+        return PyObject_Vectorcall(reference_prune, args, nargs, NULL);
+    }
+    PyObject *self = args[0];
+    if (set_long(SLOT(self, S_STATUS), j, 2) < 0 || remove_long(SLOT(self, S_ACTIVE), j) < 0 ||
+        add_to_slot(self, S_N_PRUNES, 1) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef episode_methods[] = {
+    {"latest_answers", (PyCFunction)ep_latest_answers, METH_O, NULL},
+    {"active_branches", (PyCFunction)ep_active_branches, METH_O, NULL},
+    {"finished_answers", (PyCFunction)ep_finished_answers, METH_O, NULL},
+    {"finished_branches", (PyCFunction)ep_finished_branches, METH_O, NULL},
+    {"depths", (PyCFunction)ep_depths, METH_O, NULL},
+    {"num_active", (PyCFunction)ep_num_active, METH_O, NULL},
+    {"num_finished", (PyCFunction)ep_num_finished, METH_O, NULL},
+    {"num_opened", (PyCFunction)ep_num_opened, METH_O, NULL},
+    {"finished_vote", (PyCFunction)ep_finished_vote, METH_O, "finished_vote($self, /)\n--\n\n"},
+    {"active_by_depth", (PyCFunction)(void (*)(void))ep_active_by_depth, METH_FASTCALL | METH_KEYWORDS,
+     "active_by_depth($self, /, deepest_first=True)\n--\n\n"},
+    {"continue_and_probe_many", (PyCFunction)(void (*)(void))ep_continue_and_probe_many, METH_FASTCALL | METH_KEYWORDS,
+     "continue_and_probe_many($self, /, branches, bursts=None)\n--\n\n"},
+    {"prune", (PyCFunction)(void (*)(void))ep_prune, METH_FASTCALL, "prune($self, /, j)\n--\n\n"},
+    {NULL, NULL, 0, NULL},
+};
+
+PyDoc_STRVAR(episode_functions_doc,
+             "episode_functions(cls, reference) -> dict\n\n"
+             "C versions of Episode's hot methods and views, by name, as plain functions of\n"
+             "the episode. ``cls`` is autotts_gym.engine.Episode (its __slots__ give the\n"
+             "offsets read here); ``reference`` maps 'continue_and_probe_many' and 'prune'\n"
+             "to the Python methods that handle every other case.");
+
+static PyObject *episode_functions(PyObject *m, PyObject *args) {
+    PyObject *cls, *reference;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyType_Type, &cls, &PyDict_Type, &reference)) return NULL;
+    for (int k = 0; k < N_SLOTS; k++) {
+        PyObject *descr = PyObject_GetAttrString(cls, slot_names[k]);
+        if (descr == NULL) return NULL;
+        int ok = Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
+                 ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX;
+        if (ok) slot_offset[k] = ((PyMemberDescrObject *)descr)->d_member->offset;
+        Py_DECREF(descr);
+        if (!ok) {
+            PyErr_Format(PyExc_TypeError, "Episode.%s must be a __slots__ entry", slot_names[k]);
+            return NULL;
+        }
+    }
+    PyObject *cpm = PyDict_GetItemString(reference, "continue_and_probe_many"),
+             *prune = PyDict_GetItemString(reference, "prune");
+    if (cpm == NULL || prune == NULL) {
+        PyErr_SetString(PyExc_KeyError, "reference must map continue_and_probe_many and prune");
+        return NULL;
+    }
+    Py_INCREF(cpm);
+    Py_INCREF(prune);
+    Py_INCREF(cls);
+    Py_XSETREF(reference_continue_and_probe_many, cpm);
+    Py_XSETREF(reference_prune, prune);
+    Py_XSETREF(episode_type, (PyTypeObject *)cls);
+    PyObject *out = PyDict_New();
+    if (out == NULL) return NULL;
+    for (PyMethodDef *def = episode_methods; def->ml_name != NULL; def++) {
+        PyObject *fn = PyCFunction_NewEx(def, NULL, NULL);
+        if (fn == NULL || PyDict_SetItemString(out, def->ml_name, fn) < 0) {
+            Py_XDECREF(fn);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(fn);
+    }
+    return out;
+}
+
+PyDoc_STRVAR(method_doc, "method(function) -> a descriptor that binds ``function`` like a Python method.");
+
+static PyObject *as_method(PyObject *m, PyObject *fn) { return PyInstanceMethod_New(fn); }
+
 static PyMethodDef methods[] = {
     {"majority", (PyCFunction)(void (*)(void))majority, METH_FASTCALL, majority_doc},
     {"update_streaks", (PyCFunction)(void (*)(void))update_streaks, METH_FASTCALL, update_streaks_doc},
-    {"advance", (PyCFunction)(void (*)(void))advance, METH_FASTCALL, advance_doc},
+    {"episode_functions", episode_functions, METH_VARARGS, episode_functions_doc},
+    {"method", as_method, METH_O, method_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -76,8 +76,11 @@ PUBLIC_VIEWS: tuple[str, ...] = (
     "latest_answers",
     "active_branches",
     "active_by_depth",
+    "num_active",
     "finished_answers",
     "finished_branches",
+    "num_finished",
+    "finished_vote",
     "revealed_probes",
     "probe_confidence",
     "tokens",
@@ -205,6 +208,8 @@ class Episode:
         "_finals",
         "_finished_order",
         "_probe_log",
+        "_loop_state",
+        "_vote",
         "_budget",
         "_kappa",
         "_aggregate",
@@ -248,6 +253,14 @@ class Episode:
         # Revealed probes as a flat log: branch, depth, branch, depth, ... (the answer is
         # answer_at[pool[branch]][depth]). Flat ints allocate nothing on the hot path.
         self._probe_log: list[int] = []
+        self._vote: tuple[int, tuple[int, int, int]] = (0, (NO_ANSWER_ID, 0, 0))  # (pool size, its vote)
+        # What the C loop of continue_and_probe_many reads and updates, packed once (the
+        # lists are only ever mutated in place).
+        self._loop_state = (
+            self._pool, self._depth, self._status, self._latest, self._probed_at, self._probe_log,
+            self._active, self._finals, self._finished_order, question.answer_at, question.tokens_at,
+            question.num_probes,
+        )  # fmt: skip
         self._budget = budget_intervals
         self._kappa = kappa_probe
         self._aggregate = aggregate or default_aggregate
@@ -326,6 +339,26 @@ class Episode:
         """Active branches ordered by depth (deepest first, or shallowest first); equal
         depths keep opening order."""
         return sorted(self._active, key=self._depth.__getitem__, reverse=deepest_first)
+
+    @property
+    def num_active(self) -> int:
+        """Number of active branches."""
+        return len(self._active)
+
+    @property
+    def num_finished(self) -> int:
+        """Number of finished branches (the size of the completed pool)."""
+        return len(self._finals)
+
+    def finished_vote(self) -> tuple[int, int, int]:
+        """``majority(finished_answers)``: ``(winner, v1, v2)`` of the completed pool, ties
+        to the answer that finished first; ``(-1, 0, 0)`` while it is empty. Kept until a
+        branch finishes, so reading it every step costs nothing."""
+        size, vote = self._vote
+        if size != len(self._finals):
+            vote = majority(self._finals)
+            self._vote = (len(self._finals), vote)
+        return vote
 
     @property
     def finished_answers(self) -> list[int]:
@@ -611,7 +644,8 @@ class Episode:
         q = self.question
         new = self.order[j0 : j0 + n]
         if (
-            self._budget is not None
+            n < 4  # the list-wise path costs more than a few single opens
+            or self._budget is not None
             or self.trace is not None
             or self.result is not None
             or j0 + n > len(self.order)
@@ -685,17 +719,6 @@ class Episode:
         if self._budget is not None or self.trace is not None or self.result is not None:
             return self._checked_continue_and_probe_many(branches, bursts)
         q = self.question
-        if _C is not None and type(branches) in (list, tuple):
-            out, bad, finish_tokens, finished = _C.advance(
-                branches, bursts, self._pool, self._depth, self._status, self._latest, self._probed_at,
-                self._probe_log, self._active, self._finals, self._finished_order,
-                q.answer_at, q.tokens_at, q.num_probes,
-            )  # fmt: skip
-            self._finish_tokens += finish_tokens
-            self._finished_stepwise += finished
-            if bad >= 0:
-                self._require_active(bad, "CONTINUE")
-            return out
         answer_at, num_probes = q.answer_at, q.num_probes
         pool, depth, status, latest, probed_at = self._pool, self._depth, self._status, self._latest, self._probed_at
         probes = self._probe_log
@@ -781,3 +804,22 @@ class Episode:
         if self.trace is not None:
             self._record("READ_WHOLE", j, self._latest[j])
         return j, self._latest[j]
+
+
+# The C versions of the most called methods and views (autotts_gym/_speedups.c) replace
+# the Python ones above when the extension is built. The Python ones stay here as the
+# reference: the C ones hand them every case they do not cover (budget, trace, errors),
+# tests/test_speedups.py compares the two, and the docs and signatures are theirs.
+REFERENCE_METHODS: dict[str, Any] = {}
+
+
+def _install_c_paths(cls: type) -> None:
+    fallbacks = {"continue_and_probe_many": cls.continue_and_probe_many, "prune": cls.prune}
+    for name, fn in _C.episode_functions(cls, fallbacks).items():
+        reference = cls.__dict__[name]
+        REFERENCE_METHODS[name] = reference
+        setattr(cls, name, property(fn, doc=reference.__doc__) if isinstance(reference, property) else _C.method(fn))
+
+
+if _C is not None:
+    _install_c_paths(Episode)

@@ -32,7 +32,8 @@ def pure_python(monkeypatch):
     """Switch the C loops off for the duration of a test."""
 
     def switch_off() -> None:
-        monkeypatch.setattr(engine, "_C", None)
+        for name, reference in engine.REFERENCE_METHODS.items():
+            monkeypatch.setattr(Episode, name, reference)
         monkeypatch.setattr(voting, "_C", None)
 
     return switch_off
@@ -104,6 +105,9 @@ def episode_state(e: Episode) -> dict:
         "active": e.active_branches,
         "finals": e.finished_answers,
         "finished": e.finished_branches,
+        "vote": e.finished_vote(),
+        "by_depth": (e.active_by_depth(), e.active_by_depth(deepest_first=False), e.active_by_depth(False)),
+        "counts": (e.num_opened, e.num_active, e.num_finished),
         "probes": e.revealed_probes,
         "tokens": e.tokens,
         "sequential": e.sequential_tokens,
@@ -168,12 +172,17 @@ def test_engine_composites_match_reference(split, script, budget, reverse):
     q = split.question(0)
     order = tuple(range(q.num_branches))[:: -1 if reverse else 1]
     fast = play(Episode(q, order, **budget), script)
-    engine_c, voting_c = engine._C, voting._C
+    installed = {name: Episode.__dict__[name] for name in engine.REFERENCE_METHODS}
+    voting_c = voting._C
     try:
-        engine._C, voting._C = None, None
+        for name, reference in engine.REFERENCE_METHODS.items():
+            setattr(Episode, name, reference)
+        voting._C = None
         reference = play(Episode(q, order, **budget), script)
     finally:
-        engine._C, voting._C = engine_c, voting_c
+        for name, method in installed.items():
+            setattr(Episode, name, method)
+        voting._C = voting_c
     assert fast == reference
 
 

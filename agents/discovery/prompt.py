@@ -27,7 +27,7 @@ from agents.discovery.contract import ALLOWED_MODULES, ENGINE_NAMES, EPISODE_ACT
 from agents.discovery.history import RoundRecord, select_best
 from agents.discovery.traces import render_traces
 from autotts_gym import voting
-from autotts_gym.engine import Episode
+from autotts_gym.engine import REFERENCE_METHODS, Episode
 
 MAX_DIAGNOSTIC_CHARS = 1500
 
@@ -175,10 +175,11 @@ def api_text() -> str:
 
 
 def _describe(cls: type, name: str) -> str:
-    member = inspect.getattr_static(cls, name)
+    # The Python reference of a method the C extension replaced carries its docs.
+    member = REFERENCE_METHODS.get(name) or inspect.getattr_static(cls, name)
     if isinstance(member, property):
         return f"- episode.{name}: {_first_paragraph(member)}"
-    return f"- episode.{name}{_signature(getattr(cls, name), drop_self=True)}: {_first_paragraph(member)}"
+    return f"- episode.{name}{_signature(member, drop_self=True)}: {_first_paragraph(member)}"
 
 
 class _Annotation(str):

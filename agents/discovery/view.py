@@ -170,6 +170,20 @@ class EpisodeView:
         """Intervals decoded on branch j."""
         return self._e.depth(j)
 
+    @property
+    def num_active(self) -> int:
+        """Number of active branches."""
+        return self._e.num_active
+
+    @property
+    def num_finished(self) -> int:
+        """Number of finished branches."""
+        return self._e.num_finished
+
+    def finished_vote(self) -> tuple[int, int, int]:
+        """``(winner, v1, v2)`` of the finished answers, ties to the first finished."""
+        return self._e.finished_vote()
+
     def active_by_depth(self, deepest_first: bool = True) -> list[int]:
         """Active branches by depth (deepest first, or shallowest first), ties in opening order."""
         return self._e.active_by_depth(deepest_first)
