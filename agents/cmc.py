@@ -15,7 +15,7 @@ from typing import Any
 
 from agents.base import Controller, clip01
 from autotts_gym.engine import Episode, EpisodeResult
-from autotts_gym.voting import beta_confidence, majority, update_streaks
+from autotts_gym.voting import beta_confidence, by_agreement, majority, update_streaks
 
 
 @dataclass(frozen=True)
@@ -90,8 +90,7 @@ class ConfidenceMomentum(Controller):
             #    Aligned branches get a burst of intervals (cut short if they finish).
             live = episode.active_by_depth(deepest_first=True)
             if warm:
-                aligned = self.burst_aligned
-                episode.continue_and_probe_many(live, [aligned if latest[j] == winner else 1 for j in live])
+                episode.continue_and_probe_many(live, by_agreement(live, latest, winner, self.burst_aligned, 1))
             else:
                 episode.continue_and_probe_many(live)
 

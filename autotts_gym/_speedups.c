@@ -209,6 +209,39 @@ fail:
     return NULL;
 }
 
+PyDoc_STRVAR(by_agreement_doc,
+             "by_agreement(branches, answers, leader, agree, disagree) -> list\n\n"
+             "``agree`` for each j in branches whose answers[j] equals leader, else ``disagree``.");
+
+static PyObject *by_agreement(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "by_agreement takes 5 arguments");
+        return NULL;
+    }
+    PyObject *branches = list_arg(args, 0, "by_agreement"), *answers = list_arg(args, 1, "by_agreement");
+    long leader;
+    if (branches == NULL || answers == NULL || as_long(args[2], &leader) < 0) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(branches);
+    PyObject *out = PyList_New(n);
+    if (out == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long j, a;
+        if (as_long(PyList_GET_ITEM(branches, i), &j) < 0) goto fail;
+        if (j < 0 || j >= PyList_GET_SIZE(answers)) {
+            PyErr_Format(PyExc_IndexError, "by_agreement: branch %ld out of range", j);
+            goto fail;
+        }
+        if (as_long(PyList_GET_ITEM(answers, j), &a) < 0) goto fail;
+        PyObject *value = a == leader ? args[3] : args[4];
+        Py_INCREF(value);
+        PyList_SET_ITEM(out, i, value);
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------- advance */
 
 /* Replace item j of list `list` with the int v. */
@@ -379,15 +412,16 @@ fail:
 
 enum {
     S_POOL, S_DEPTH, S_ACTIVE, S_LATEST, S_FINALS, S_FINISHED_ORDER, S_STATUS, S_VOTE, S_LOOP_STATE,
-    S_FINISH_TOKENS, S_FINISHED_STEPWISE, S_N_PRUNES, S_BUDGET, S_TRACE, S_RESULT, N_SLOTS
+    S_FINISH_TOKENS, S_FINISHED_STEPWISE, S_N_PRUNES, S_BUDGET, S_TRACE, S_RESULT, S_ORDER, N_SLOTS
 };
 static const char *slot_names[N_SLOTS] = {
     "_pool", "_depth", "_active", "_latest", "_finals", "_finished_order", "_status", "_vote", "_loop_state",
-    "_finish_tokens", "_finished_stepwise", "_n_prunes", "_budget", "trace", "result",
+    "_finish_tokens", "_finished_stepwise", "_n_prunes", "_budget", "trace", "result", "order",
 };
 static Py_ssize_t slot_offset[N_SLOTS];
 static PyTypeObject *episode_type = NULL;
-static PyObject *reference_continue_and_probe_many = NULL, *reference_prune = NULL;
+static PyObject *reference_continue_and_probe_many = NULL, *reference_prune = NULL,
+                *reference_open_and_probe_many = NULL;
 
 /* The object in slot k of an episode (NULL if unset, which the reference reports). */
 #define SLOT(self, k) (*(PyObject **)((char *)(self) + slot_offset[k]))
@@ -571,6 +605,62 @@ static PyObject *ep_continue_and_probe_many(PyObject *m, PyObject *const *args, 
     return out;
 }
 
+/* Episode.open_and_probe_many without budget or trace, when every new branch has a probe
+ * answer at depth 1 (the rest finish at once: the reference handles them). */
+static PyObject *ep_open_and_probe_many(PyObject *m, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+    long n;
+    if (kwnames != NULL || nargs != 2 || !is_episode(args[0]) || SLOT(args[0], S_BUDGET) != Py_None ||
+        SLOT(args[0], S_TRACE) != Py_None || SLOT(args[0], S_RESULT) != Py_None || !PyLong_CheckExact(args[1]) ||
+        as_long(args[1], &n) < 0 || n < 0 || !is_sequence(SLOT(args[0], S_ORDER))) {
+        PyErr_Clear();
+        return PyObject_Vectorcall(reference_open_and_probe_many, args, nargs, kwnames);
+    }
+    PyObject *self = args[0], *order = SLOT(self, S_ORDER), *state = SLOT(self, S_LOOP_STATE);
+    if (!PyTuple_CheckExact(state) || PyTuple_GET_SIZE(state) != 12) {
+        PyErr_SetString(PyExc_TypeError, "Episode._loop_state must be a tuple of 12 items");
+        return NULL;
+    }
+    PyObject *lists[7];
+    for (Py_ssize_t i = 0; i < 7; i++)
+        if ((lists[i] = list_arg(&PyTuple_GET_ITEM(state, 0), i, "Episode._loop_state")) == NULL) return NULL;
+    PyObject *pool = lists[0], *depth = lists[1], *status = lists[2], *latest = lists[3], *probed_at = lists[4],
+             *log = lists[5], *active = lists[6];
+    PyObject *answer_at = PyTuple_GET_ITEM(state, 9), *num_probes = PyTuple_GET_ITEM(state, 11);
+    Py_ssize_t j0 = PyList_GET_SIZE(pool);
+    if (!is_sequence(answer_at) || !is_sequence(num_probes) || j0 + n > Py_SIZE(order))
+        return PyObject_Vectorcall(reference_open_and_probe_many, args, nargs, kwnames);
+    /* Check every new branch before changing anything. */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long b, np;
+        if (as_long(seq_item(order, j0 + i), &b) < 0 || item_long(num_probes, b, "num_probes", &np) < 0) return NULL;
+        PyObject *row = b < Py_SIZE(answer_at) ? seq_item(answer_at, b) : NULL;
+        if (row == NULL || !is_sequence(row) || Py_SIZE(row) < 2) {
+            PyErr_Format(PyExc_TypeError, "open_and_probe_many: answer_at[%ld] must be a list or tuple", b);
+            return NULL;
+        }
+        if (np < 1) return PyObject_Vectorcall(reference_open_and_probe_many, args, nargs, kwnames);
+    }
+    PyObject *out = PyList_New(n);
+    if (out == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *b = seq_item(order, j0 + i);
+        long bi;
+        if (as_long(b, &bi) < 0) goto fail;
+        PyObject *answer = seq_item(seq_item(answer_at, bi), 1);
+        long j = (long)(j0 + i);
+        if (PyList_Append(pool, b) < 0 || append_long(depth, 1) < 0 || append_long(status, 0) < 0 ||
+            append_long(active, j) < 0 || append_long(probed_at, 1) < 0 || PyList_Append(latest, answer) < 0 ||
+            append_long(log, j) < 0 || append_long(log, 1) < 0)
+            goto fail;
+        Py_INCREF(answer);
+        PyList_SET_ITEM(out, i, answer);
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
 /* Episode.prune of an active branch without a trace; anything else goes to the reference. */
 static PyObject *ep_prune(PyObject *m, PyObject *const *args, Py_ssize_t nargs) {
     long j, st;
@@ -604,6 +694,8 @@ static PyMethodDef episode_methods[] = {
     {"continue_and_probe_many", (PyCFunction)(void (*)(void))ep_continue_and_probe_many, METH_FASTCALL | METH_KEYWORDS,
      "continue_and_probe_many($self, /, branches, bursts=None)\n--\n\n"},
     {"prune", (PyCFunction)(void (*)(void))ep_prune, METH_FASTCALL, "prune($self, /, j)\n--\n\n"},
+    {"open_and_probe_many", (PyCFunction)(void (*)(void))ep_open_and_probe_many, METH_FASTCALL | METH_KEYWORDS,
+     "open_and_probe_many($self, /, n)\n--\n\n"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -611,8 +703,8 @@ PyDoc_STRVAR(episode_functions_doc,
              "episode_functions(cls, reference) -> dict\n\n"
              "C versions of Episode's hot methods and views, by name, as plain functions of\n"
              "the episode. ``cls`` is autotts_gym.engine.Episode (its __slots__ give the\n"
-             "offsets read here); ``reference`` maps 'continue_and_probe_many' and 'prune'\n"
-             "to the Python methods that handle every other case.");
+             "offsets read here); ``reference`` maps 'continue_and_probe_many', 'prune' and\n"
+             "'open_and_probe_many' to the Python methods that handle every other case.");
 
 static PyObject *episode_functions(PyObject *m, PyObject *args) {
     PyObject *cls, *reference;
@@ -630,16 +722,19 @@ static PyObject *episode_functions(PyObject *m, PyObject *args) {
         }
     }
     PyObject *cpm = PyDict_GetItemString(reference, "continue_and_probe_many"),
-             *prune = PyDict_GetItemString(reference, "prune");
-    if (cpm == NULL || prune == NULL) {
-        PyErr_SetString(PyExc_KeyError, "reference must map continue_and_probe_many and prune");
+             *prune = PyDict_GetItemString(reference, "prune"),
+             *opm = PyDict_GetItemString(reference, "open_and_probe_many");
+    if (cpm == NULL || prune == NULL || opm == NULL) {
+        PyErr_SetString(PyExc_KeyError, "reference must map continue_and_probe_many, prune and open_and_probe_many");
         return NULL;
     }
     Py_INCREF(cpm);
     Py_INCREF(prune);
+    Py_INCREF(opm);
     Py_INCREF(cls);
     Py_XSETREF(reference_continue_and_probe_many, cpm);
     Py_XSETREF(reference_prune, prune);
+    Py_XSETREF(reference_open_and_probe_many, opm);
     Py_XSETREF(episode_type, (PyTypeObject *)cls);
     PyObject *out = PyDict_New();
     if (out == NULL) return NULL;
@@ -662,6 +757,7 @@ static PyObject *as_method(PyObject *m, PyObject *fn) { return PyInstanceMethod_
 static PyMethodDef methods[] = {
     {"majority", (PyCFunction)(void (*)(void))majority, METH_FASTCALL, majority_doc},
     {"update_streaks", (PyCFunction)(void (*)(void))update_streaks, METH_FASTCALL, update_streaks_doc},
+    {"by_agreement", (PyCFunction)(void (*)(void))by_agreement, METH_FASTCALL, by_agreement_doc},
     {"episode_functions", episode_functions, METH_VARARGS, episode_functions_doc},
     {"method", as_method, METH_O, method_doc},
     {NULL, NULL, 0, NULL},

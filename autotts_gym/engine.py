@@ -400,9 +400,12 @@ class Episode:
     @property
     def sequential_tokens(self) -> int:
         """Tokens of the longest branch so far (latency when branches run in parallel)."""
-        if not self._whole:
-            tokens_at = self.question.tokens_at
+        q, whole = self.question, self._whole
+        if not whole:
+            tokens_at = q.tokens_at
             return max([tokens_at[b][d] for b, d in zip(self._pool, self._depth)], default=0)
+        if len(whole) == len(self._pool):  # the full-read baselines
+            return max(map(q.total_tokens.__getitem__, self._pool))
         return max(map(self.branch_tokens, range(len(self._pool))), default=0)
 
     @property
@@ -587,17 +590,20 @@ class Episode:
             raise InvalidAction(f"question {q.index}: ANSWER({answer}) is not an answer id of this question")
         if self.trace is not None:
             self._record("ANSWER", -1, answer)
+        # tokens, cost and num_actions, with the sum of depths taken once.
+        depths, probes = sum(self._depth), len(self._probe_log) // 2
+        stepwise = depths - self._whole_depth
         self.result = EpisodeResult(
             question=q.index,
             answer=answer,
             answer_text=q.vocab[answer] if answer >= 0 else "",
             correct=answer >= 0 and answer == q.gold_id,
-            tokens=self.tokens,
+            tokens=(stepwise - self._finished_stepwise) * q.interval_tokens + self._finish_tokens,
             sequential_tokens=self.sequential_tokens,
-            intervals=self.cost,
+            intervals=depths + self._kappa * probes,
             branches_opened=len(self._pool),
-            probes=len(self._probe_log) // 2,
-            actions=self.num_actions + 1,
+            probes=probes,
+            actions=stepwise + len(self._whole) + probes + self._n_prunes + 1,
             stop_reason=reason,
         )
         return self.result
@@ -814,7 +820,7 @@ REFERENCE_METHODS: dict[str, Any] = {}
 
 
 def _install_c_paths(cls: type) -> None:
-    fallbacks = {"continue_and_probe_many": cls.continue_and_probe_many, "prune": cls.prune}
+    fallbacks = {name: getattr(cls, name) for name in ("continue_and_probe_many", "prune", "open_and_probe_many")}
     for name, fn in _C.episode_functions(cls, fallbacks).items():
         reference = cls.__dict__[name]
         REFERENCE_METHODS[name] = reference

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import cache
+from typing import Any
 
 from autotts_gym.speedups import C as _C
 
@@ -95,3 +96,17 @@ def vote_confidence(answers: Iterable[int]) -> tuple[int, int, int, float]:
     """``(winner, v1, v2, conf)`` of the answers with their Beta-majority confidence."""
     winner, v1, v2 = majority(answers)
     return winner, v1, v2, beta_confidence(v1, v2)
+
+
+def by_agreement(branches: Sequence[int], answers: Sequence[int], leader: int, agree: Any, disagree: Any) -> list:
+    """``agree`` for each ``j`` in ``branches`` whose ``answers[j] == leader``, else
+    ``disagree``: e.g. CMC's per-branch bursts (longer for branches aligned with the
+    pool winner)."""
+    if _C is not None and type(branches) is list and type(answers) is list:
+        return _C.by_agreement(branches, answers, leader, agree, disagree)
+    return _by_agreement_py(branches, answers, leader, agree, disagree)
+
+
+def _by_agreement_py(branches: Sequence[int], answers: Sequence[int], leader: int, agree: Any, disagree: Any) -> list:
+    # The reference of the C loop (tests/test_speedups.py compares them).
+    return [agree if answers[j] == leader else disagree for j in branches]

@@ -93,6 +93,15 @@ def test_update_streaks_matches_reference(answers, data):
     assert ours == reference
 
 
+@given(st.lists(st.integers(-1, 3), min_size=1, max_size=30), st.data())
+def test_by_agreement_matches_reference(answers, data):
+    branches = data.draw(st.lists(st.integers(0, len(answers) - 1), max_size=40))
+    leader = data.draw(st.integers(-1, 3))
+    expected = voting._by_agreement_py(branches, answers, leader, 3, 1)
+    assert voting.by_agreement(branches, answers, leader, 3, 1) == expected
+    assert voting.by_agreement(tuple(branches), answers, leader, 3, 1) == expected
+
+
 # -------------------------------------------------------------------- the engine
 def episode_state(e: Episode) -> dict:
     """Everything an episode exposes, for comparison."""
