@@ -1,6 +1,7 @@
 """Speed of the evaluation protocol: episodes per second per method and the Table 1 matrix.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_protocol.py [--seeds 10] [--matrix-seeds 100] [--single-matrix]
+        [--pure-python-reference] [--matrix-only]
 
 On the release data (``../shared/replay/autotts-release``, 4 models x AIME24/AIME25):
 
@@ -11,6 +12,10 @@ On the release data (``../shared/replay/autotts-release``, 4 models x AIME24/AIM
    one ``evaluate_many`` call with every core (and, with ``--single-matrix``, in one
    process), the figure issue 3 sets a target for.
 
+With ``--pure-python-reference`` it also times the matrix in a child process with the
+C loops switched off (``AUTOTTS_PURE_PYTHON=1``: the engine's reference Python), and
+prints the ratio of the two, measured in the same run.
+
 Besides wall time it prints CPU time (this process and its workers), which a machine
 shared with other jobs inflates less. The reference figures of the issue are printed
 next to ours. Figures are printed, never asserted.
@@ -20,12 +25,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from autotts_gym import speedups
 from autotts_gym.evaluation import default_workers, make_options
 from autotts_gym.methods import TABLE1_ROWS, parse_method_spec, run_methods
 from autotts_gym.reporting import render_table
@@ -59,18 +68,36 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10, help="seeds per question for the per-method figures")
     parser.add_argument("--matrix-seeds", type=int, default=100, help="seeds per question for the matrix (the paper: 100)")
     parser.add_argument("--single-matrix", action="store_true", help="also time the matrix in one process")
+    parser.add_argument(
+        "--pure-python-reference", action="store_true", help="also time the matrix without the C loops (child process)"
+    )
+    parser.add_argument("--matrix-only", action="store_true", help="time only the matrix")
     args = parser.parse_args()
 
     workers = default_workers()
     print(f"cores usable: {workers}; load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"C loops (autotts_gym._speedups): {'in use' if speedups.enabled() else 'OFF: the reference Python runs'}")
     store, load_s, _ = timed(lambda: load_store(args.store))
     splits = list(store)
     print(f"store: {args.store} ({len(splits)} splits) loaded in {load_s:.2f} s\n")
 
     # Warm the per-question caches and the confidence cache once, outside the timings.
     run_methods(store, [parse_method_spec("sc")], make_options(1), workers=1)
+    if not args.matrix_only:
+        per_method(store, splits, args.seeds, workers)
+    matrix_wall = time_matrix(store, splits, args.matrix_seeds, [workers, 1] if args.single_matrix else [workers])
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
+    if args.pure_python_reference:
+        pure_wall = pure_python_matrix(args)
+        print(f"pure Python reference matrix: {pure_wall:.2f} s wall; with the C loops {matrix_wall:.2f} s: "
+              f"{pure_wall / matrix_wall:.2f}x faster\n")  # fmt: skip
+    if not args.matrix_only:
+        print(REFERENCE)
 
-    options = make_options(args.seeds)
+
+def per_method(store: Any, splits: list, seeds: int, workers: int) -> None:
+    """Episodes per second of each Table 1 row, in this process and on every core."""
+    options = make_options(seeds)
     body = []
     for row in TABLE1_ROWS:
         spec = [parse_method_spec(row)]
@@ -82,20 +109,34 @@ def main() -> None:
         (n, w1, c1), (_, wn, cn) = figures
         body.append([row, str(n), f"{w1:.2f}", f"{n / w1:.0f}", f"{wn:.2f}", f"{n / wn:.0f}", f"{w1 / wn:.2f}x", f"{cn:.2f}"])
     header = ["method", "episodes", "1 worker s", "ep/s", f"{workers} workers s", "ep/s", "speed-up", "CPU s"]
-    print(f"episodes per second, all {len(splits)} splits x 30 questions x {args.seeds} seeds")
+    print(f"episodes per second, all {len(splits)} splits x 30 questions x {seeds} seeds")
     print(render_table(header, body, text_columns=1))
 
+
+def time_matrix(store: Any, splits: list, seeds: int, worker_counts: list[int]) -> float:
+    """Time the Table 1 matrix with each worker count; the wall time of the first."""
     specs = [parse_method_spec(r) for r in TABLE1_ROWS]
-    matrix = make_options(args.matrix_seeds)
+    matrix = make_options(seeds)
     cells = len(specs) * len(splits)
-    print(f"\nmatrix: {len(splits)} splits x {len(specs)} rows x {args.matrix_seeds} seeds = {cells} cells")
-    runs = [workers, 1] if args.single_matrix else [workers]
-    for w in runs:
+    print(f"\nmatrix: {len(splits)} splits x {len(specs)} rows x {seeds} seeds = {cells} cells")
+    walls = []
+    for w in worker_counts:
         evals, wall, cpu = timed(lambda w=w: run_methods(store, specs, matrix, workers=w))
         episodes = sum(e.summary.episodes for e in evals)
         print(f"  {w} worker(s): {wall:.2f} s wall, {cpu:.2f} s CPU, {episodes} episodes, {episodes / wall:.0f} episodes/s")
-    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
-    print(REFERENCE)
+        walls.append(wall)
+    return walls[0]
+
+
+def pure_python_matrix(args: argparse.Namespace) -> float:
+    """The matrix's wall time in a child process with AUTOTTS_PURE_PYTHON=1."""
+    command = [sys.executable, __file__, "--matrix-only", "--store", args.store, "--matrix-seeds", str(args.matrix_seeds)]
+    env = {**os.environ, "AUTOTTS_PURE_PYTHON": "1"}
+    out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    match = re.search(r"worker\(s\): ([0-9.]+) s wall", out)
+    if match is None or "OFF" not in out:
+        raise RuntimeError(f"unexpected output of the pure-Python run:\n{out}")
+    return float(match.group(1))
 
 
 if __name__ == "__main__":
