@@ -82,7 +82,7 @@ def main() -> None:
     print(f"store: {args.store} ({len(splits)} splits) loaded in {load_s:.2f} s\n")
 
     # Warm the per-question caches and the confidence cache once, outside the timings.
-    run_methods(store, [parse_method_spec("sc")], make_options(1), workers=1)
+    run_methods(store, [parse_method_spec("sc"), parse_method_spec("asc")], make_options(1), workers=1)
     if not args.matrix_only:
         per_method(store, splits, args.seeds, workers)
     matrix_wall = time_matrix(store, splits, args.matrix_seeds, [workers, 1] if args.single_matrix else [workers])
