@@ -75,16 +75,15 @@ class ConfidenceMomentum(Controller):
             # 3. Conservative abandonment of persistently deviating branches.
             if warm:
                 latest = episode.latest_answers  # a finished branch keeps its final answer
-            if warm and winner >= 0:
-                live = episode.active_branches
-                deviating = update_streaks(disagree, live, latest, winner, self.abandon_patience)
-                doomed = sorted(deviating, key=lambda j: -disagree[j])
-                n_live = len(live)
-                for j in doomed:
-                    if n_live <= 2:
-                        break
-                    episode.prune(j)
-                    n_live -= 1
+                if winner >= 0:
+                    live = episode.active_branches
+                    deviating = update_streaks(disagree, live, latest, winner, self.abandon_patience)
+                    n_live = len(live)
+                    for j in sorted(deviating, key=lambda j: -disagree[j]):  # most persistent first
+                        if n_live <= 2:
+                            break
+                        episode.prune(j)
+                        n_live -= 1
 
             # 4. Alignment-aware depth: deepest branches first.
             #    Aligned branches get a burst of intervals (cut short if they finish).
