@@ -26,9 +26,10 @@ from autotts_gym.store import load_store
 
 CMC_BETAS = [i / 10 for i in range(11)]
 CANDIDATES = Path(__file__).resolve().parent / "candidates"
-# The replay command; its round count is the number of committed candidates.
+# The replay command, over every committed candidate.
 REPLAY = (
-    "OMP_NUM_THREADS=1 autotts discover --rounds {rounds} --proposer scripted:discovery/beat_cmc/candidates "
+    f"OMP_NUM_THREADS=1 autotts discover --rounds {len(list(CANDIDATES.glob('round_*.py')))} "
+    "--proposer scripted:discovery/beat_cmc/candidates "
     "--search '/work/shared/replay/autotts-release:*/aime24' --out /tmp/beat_cmc_run --workers 2"
 )
 
@@ -101,7 +102,7 @@ def markdown(config: dict[str, Any], rows: list[dict[str, Any]], curve: list[tup
         "Replay it (about 2 minutes of replay on 2 cores, plus CMC's reference curve here), then rebuild this summary:",
         "",
         "```",
-        REPLAY.format(rounds=len(list(CANDIDATES.glob("round_*.py")))),
+        REPLAY,
         "python discovery/beat_cmc/summarize.py /tmp/beat_cmc_run --out discovery/beat_cmc",
         "```",
         "",
