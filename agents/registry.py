@@ -25,6 +25,7 @@ from agents.asc import AdaptiveConsistency
 from agents.base import Controller
 from agents.cmc import ConfidenceMomentum
 from agents.dsr import DepthSyncRace
+from agents.dsr_lock import LockedDepthSyncRace
 from agents.esc import EarlyStoppingConsistency
 from agents.parallel_probe import ParallelProbe
 from agents.sc import SelfConsistency
@@ -36,6 +37,7 @@ METHODS: dict[str, type[Controller]] = {
     "parallel-probe": ParallelProbe,
     "cmc": ConfidenceMomentum,
     "dsr": DepthSyncRace,
+    "dsr-lock": LockedDepthSyncRace,
 }
 
 # The paper's default beta where a family is evaluated at one point (CMC: 0.5).

@@ -39,6 +39,7 @@ DISPLAY_NAMES = {
     "parallel-probe": "Parallel-Probe",
     "cmc": "CMC",
     "dsr": "DSR",
+    "dsr-lock": "DSR-L",
     "ppo": "PPO",
 }
 

@@ -1,11 +1,12 @@
-"""The Depth-Synchronised Race (DSR) against CMC and the hand-made methods, plus its ablation.
+"""A discovered family (DSR or DSR-L) against CMC and the hand-made methods, plus its ablation.
 
-    OMP_NUM_THREADS=1 python examples/beat_cmc.py --out runs/beat_cmc
+    OMP_NUM_THREADS=1 python examples/beat_cmc.py --out runs/beat_cmc                        # DSR
+    OMP_NUM_THREADS=1 python examples/beat_cmc.py --family dsr-lock --out runs/beat_cmc_lock # DSR-L
 
 Evaluates, under the release protocol (release shuffle, seeds 0..N-1, every question,
 the four Qwen3 models), on AIME24 (the search split) and AIME25 (held out):
 
-* DSR's beta curve (``--betas``), CMC's beta curve (``--cmc-betas``) and the hand-made
+* the family's beta curve (``--betas``; below, "DSR" stands for the family), CMC's beta curve (``--cmc-betas``) and the hand-made
   families SC, ASC, ESC and Parallel-Probe swept over ``--handmade-betas`` (their paper
   settings are the beta=1 points: SC@64, ASC/ESC with 64 samples, Parallel-Probe with 64
   chains);
@@ -35,7 +36,6 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from agents.dsr import DepthSyncRace
 from agents.registry import METHODS
 from autotts_gym.evaluation import (
     Evaluation,
@@ -51,7 +51,7 @@ from autotts_gym.store import load_store
 
 RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
 HANDMADE = ("sc", "asc", "esc", "parallel-probe")
-ABLATIONS = {
+DSR_ABLATIONS = {
     "no depth sync": "sync",
     "no unanimity exit": "unanimity",
     "no contest widening": "widen",
@@ -59,6 +59,13 @@ ABLATIONS = {
     "no futility stop": "futility",
     "ERR votes": "abstain",
 }
+# Each family's ablation: a label and the switch it turns off.
+FAMILY_ABLATIONS = {
+    "dsr": DSR_ABLATIONS,
+    "dsr-lock": {**DSR_ABLATIONS, "no lock": "lock", "no finishing-order weights": "ranked"},
+}
+# The family under test, set once from --family by use_family().
+LABEL, FAMILY_CLS, ABLATIONS = "DSR", METHODS["dsr"], DSR_ABLATIONS
 # The issue's targets on the held-out benchmark (AIME25, averages over the four models).
 TARGET_CHEAP = (56.7, 208_000)  # accuracy >= SC@64's at <= 20% of its tokens
 TARGET_ACCURATE = (59.0, 500_000)
@@ -82,7 +89,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--search", default="aime24", help="search benchmark (default aime24)")
     p.add_argument("--heldout", default="aime25", help="held-out benchmark (default aime25)")
     p.add_argument("--no-heldout", action="store_true", help="evaluate the search benchmark only")
-    p.add_argument("--betas", default="0,0.125,0.25,0.375,0.5,0.625,0.75,0.875,1", help="DSR's betas")
+    p.add_argument("--family", default="dsr", choices=sorted(FAMILY_ABLATIONS), help="the family to evaluate")
+    p.add_argument("--betas", default="0,0.125,0.25,0.375,0.5,0.625,0.75,0.875,1", help="the family's betas")
     p.add_argument("--cmc-betas", default="0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1", help="CMC's betas")
     p.add_argument("--handmade-betas", default="0,0.25,0.5,0.75,1", help="betas of SC, ASC, ESC, Parallel-Probe")
     p.add_argument("--ablation-betas", default="0,0.25,0.5,0.75,1", help="betas of each ablated variant")
@@ -91,6 +99,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=None, help="evaluation processes (default: all cores)")
     p.add_argument("--out", default="runs/beat_cmc", help="output folder")
     return p.parse_args()
+
+
+def use_family(name: str) -> None:
+    """Make ``name`` (a registry name) the family every function below reports on."""
+    global LABEL, FAMILY_CLS, ABLATIONS
+    LABEL, FAMILY_CLS, ABLATIONS = DISPLAY_NAMES[name], METHODS[name], FAMILY_ABLATIONS[name]
 
 
 def build_cells(
@@ -106,13 +120,13 @@ def build_cells(
                 cells.append((controller, split))
                 tags.append((curve, beta))
 
-    add("DSR", DepthSyncRace, parse_betas(args.betas))
+    add(LABEL, FAMILY_CLS, parse_betas(args.betas))
     add("CMC", METHODS["cmc"], parse_betas(args.cmc_betas))
     for name in HANDMADE:
         add(name, METHODS[name], parse_betas(args.handmade_betas))
     if not args.no_ablation:
         for label, switch in ABLATIONS.items():
-            add(f"DSR {label}", DepthSyncRace, parse_betas(args.ablation_betas), **{switch: False})
+            add(f"{LABEL} {label}", FAMILY_CLS, parse_betas(args.ablation_betas), **{switch: False})
     return cells, tags
 
 
@@ -168,12 +182,12 @@ def curve_table(points: Sequence[Point], benchmark: str) -> str:
     """DSR, CMC and the hand-made points of one benchmark, with DSR's matched-cost margins."""
     cmc = curve_of(points, "CMC", benchmark)
     hand = handmade_envelope(points, benchmark)
-    models = list(curve_of(points, "DSR", benchmark)[0].per_model)
+    models = list(curve_of(points, LABEL, benchmark)[0].per_model)
     body: list[Sequence[str] | None] = []
-    for name in ("DSR", "CMC", *HANDMADE):
+    for name in (LABEL, "CMC", *HANDMADE):
         for p in curve_of(points, name, benchmark):
             margins = ["", ""]
-            if name == "DSR":
+            if name == LABEL:
                 margins = [
                     f"{p.accuracy - interpolate(cmc, p.tokens):+.2f}",
                     f"{p.accuracy - interpolate(hand, p.tokens):+.2f}",
@@ -195,7 +209,7 @@ def dominance(points: Sequence[Point], benchmark: str) -> dict[str, Any]:
     ``frontier``: at every budget that is some point's token count, the best DSR
     accuracy within that budget minus the other method's (from DSR's cheapest point on).
     """
-    dsr = curve_of(points, "DSR", benchmark)
+    dsr = curve_of(points, LABEL, benchmark)
     out = {}
     for name, other in (
         ("CMC", curve_of(points, "CMC", benchmark)),
@@ -224,7 +238,7 @@ def targets(points: Sequence[Point], benchmark: str, heldout: bool) -> list[str]
     """The issue's targets 1-3 measured on ``benchmark``: its fixed figures on the
     held-out benchmark; on the search benchmark the same targets relative to SC@64
     (SC at beta 1) measured there."""
-    dsr = curve_of(points, "DSR", benchmark)
+    dsr = curve_of(points, LABEL, benchmark)
     if heldout:
         goals = (("1 cheap end", *TARGET_CHEAP), ("2 accurate end", *TARGET_ACCURATE))
     else:
@@ -238,7 +252,7 @@ def targets(points: Sequence[Point], benchmark: str, heldout: bool) -> list[str]
         best = frontier(dsr, budget)
         verdict = "MET" if best >= acc else "missed"
         lines.append(
-            f"target {label}: >= {acc:.2f}% at <= {budget / 1000:.0f}k tokens: best DSR point {best:.2f}% -> {verdict}"
+            f"target {label}: >= {acc:.2f}% at <= {budget / 1000:.0f}k tokens: best {LABEL} point {best:.2f}% -> {verdict}"
         )
     dom = dominance(points, benchmark)
     ok = all(d["dominates"] for d in dom.values())
@@ -259,11 +273,11 @@ def ablation_table(
     """Per ablated variant and benchmark: mean accuracy and tokens over the ablation
     betas, and the accuracy margin against the full DSR curve at the variant's tokens."""
     rows, body = [], []
-    for label in ("DSR", *(f"DSR {a}" for a in ABLATIONS)):
-        row: dict[str, Any] = {"variant": "full DSR" if label == "DSR" else label.removeprefix("DSR ")}
+    for label in (LABEL, *(f"{LABEL} {a}" for a in ABLATIONS)):
+        row: dict[str, Any] = {"variant": f"full {LABEL}" if label == LABEL else label.removeprefix(f"{LABEL} ")}
         cells = [row["variant"]]
         for bench in benchmarks:
-            full = curve_of(points, "DSR", bench)
+            full = curve_of(points, LABEL, bench)
             pts = [p for p in curve_of(points, label, bench) if p.beta in betas]
             margins = [p.accuracy - interpolate(full, p.tokens) for p in pts]
             margins = [m for m in margins if not np.isnan(m)]
@@ -287,9 +301,9 @@ def save_figure(points: Sequence[Point], benchmarks: Sequence[str], path: Path) 
     fig = Figure(figsize=(6.0 * len(benchmarks), 4.6), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(benchmarks), squeeze=False)[0]
-    styles = {"DSR": ("C3", "o-", 2.2), "CMC": ("C0", "s-", 1.6)}
+    styles = {LABEL: ("C3", "o-", 2.2), "CMC": ("C0", "s-", 1.6)}
     for ax, bench in zip(axes, benchmarks):
-        for i, name in enumerate(("DSR", "CMC", *HANDMADE)):
+        for i, name in enumerate((LABEL, "CMC", *HANDMADE)):
             pts = curve_of(points, name, bench)
             color, marker, width = styles.get(name, (f"C{i + 2}", ".--", 1.0))
             ax.plot(
@@ -301,7 +315,7 @@ def save_figure(points: Sequence[Point], benchmarks: Sequence[str], path: Path) 
                 label=DISPLAY_NAMES.get(name, name),
             )
         ax.set_xscale("log")
-        ax.set_title(f"{bench} (average of {len(curve_of(points, 'DSR', bench)[0].per_model)} models)")
+        ax.set_title(f"{bench} (average of {len(curve_of(points, LABEL, bench)[0].per_model)} models)")
         ax.set_xlabel("tokens per question (log scale)")
         ax.set_ylabel("accuracy (%)")
         ax.grid(True, which="both", alpha=0.3)
@@ -311,6 +325,7 @@ def save_figure(points: Sequence[Point], benchmarks: Sequence[str], path: Path) 
 
 def main() -> None:
     args = parse_args()
+    use_family(args.family)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     benchmarks = [args.search] if args.no_heldout else [args.search, args.heldout]
@@ -324,11 +339,11 @@ def main() -> None:
     write_summaries_json(evaluations, out / "summary.json")
     points = average(evaluations, tags)
     (out / "curves.json").write_text(json.dumps([p.__dict__ for p in points], indent=1) + "\n")
-    dsr_evals = [ev for ev, (curve, _) in zip(evaluations, tags) if curve == "DSR"]
+    dsr_evals = [ev for ev, (curve, _) in zip(evaluations, tags) if curve == LABEL]
     violations = monotonicity_violations(dsr_evals)
-    print("DSR cost monotone in beta on every split:", "yes" if not violations else "; ".join(violations))
+    print(f"{LABEL} cost monotone in beta on every split:", "yes" if not violations else "; ".join(violations))
     for bench in benchmarks:
-        print(f"\n== {bench}: model averages; 'vs' columns: DSR minus the other curve at DSR's tokens")
+        print(f"\n== {bench}: model averages; 'vs' columns: {LABEL} minus the other curve at {LABEL}'s tokens")
         print(curve_table(points, bench))
         for line in targets(points, bench, heldout=bench == args.heldout and not args.no_heldout):
             print(line)
@@ -338,7 +353,7 @@ def main() -> None:
         print(table)
         (out / "ablation.json").write_text(json.dumps(rows, indent=1) + "\n")
     save_figure(points, benchmarks, out / "beat_cmc.png")
-    main_curves = [ev.summary for ev, (curve, _) in zip(evaluations, tags) if not curve.startswith("DSR ")]
+    main_curves = [ev.summary for ev, (curve, _) in zip(evaluations, tags) if not curve.startswith(f"{LABEL} ")]
     save_pareto(main_curves, out / "beat_cmc_splits.png")
     print(
         f"\nwrote {out}: summary.json, curves.json, beat_cmc.png, beat_cmc_splits.png"

@@ -1,0 +1,67 @@
+"""DSR-L (agents/dsr_lock.py): DSR plus the early-consensus lock and finishing-order weights.
+
+It must be the discovery run's round 17, episode for episode, keep DSR's contract, and
+have a pure schedule whose cost grows with beta.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agents.discovery.checks import check_candidate
+from agents.discovery.view import ViewedController
+from agents.dsr_lock import LockedDepthSyncRace
+from agents.registry import load_module_from_file, make_controller
+from autotts_gym.evaluation import make_options, monotonicity_violations, sweep
+from autotts_gym.store import load_store
+from autotts_gym.synthetic import default_store
+
+ROOT = Path(__file__).resolve().parents[1]
+RELEASE = ROOT.parent / "shared" / "replay" / "autotts-release"
+ROUND_17 = ROOT / "discovery" / "beat_cmc" / "candidates" / "round_17_ranked_lock_wide.py"
+
+
+def run_all(controller, split, seeds: int, viewed: bool = False) -> list[tuple]:
+    options = make_options(seeds)
+    out = []
+    for q in range(split.num_questions):
+        for seed in options.seeds:
+            runner = ViewedController(controller, 100_000, "dsr-lock", None) if viewed else controller
+            r = runner(options.episode(split, q, seed))
+            out.append((r.answer, r.tokens, r.branches_opened, r.stop_reason))
+    return out
+
+
+def test_schedule_is_round_17s_and_registry_builds_it():
+    candidate = load_module_from_file(str(ROUND_17)).RankedLockWide
+    for beta in [i / 20 for i in range(21)]:
+        assert LockedDepthSyncRace.schedule(beta) == candidate.schedule(beta)
+        assert LockedDepthSyncRace.schedule(beta) == LockedDepthSyncRace.schedule(beta)
+    assert make_controller("dsr-lock") == LockedDepthSyncRace()
+    assert LockedDepthSyncRace() == LockedDepthSyncRace.from_beta(0.5)
+    check_candidate(ROUND_17.read_text(), ROUND_17.name)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0])
+def test_same_episodes_as_discovery_round_17(beta):
+    split = next(iter(default_store()))
+    candidate = load_module_from_file(str(ROUND_17)).RankedLockWide.from_beta(beta)
+    family = LockedDepthSyncRace.from_beta(beta)
+    assert run_all(family, split, 3) == run_all(candidate, split, 3)
+    assert run_all(family, split, 2, viewed=True) == run_all(family, split, 2)
+
+
+@pytest.mark.parametrize("switch", ["lock", "ranked"])
+def test_each_new_mechanism_can_be_switched_off(switch):
+    split = next(iter(default_store()))
+    candidate = load_module_from_file(str(ROUND_17)).RankedLockWide.from_beta(1.0, **{switch: False})
+    assert run_all(LockedDepthSyncRace.from_beta(1.0, **{switch: False}), split, 3) == run_all(candidate, split, 3)
+
+
+@pytest.mark.skipif(not RELEASE.is_dir(), reason="release data in ../shared is absent")
+def test_cost_grows_with_beta_on_aime24():
+    splits = load_store(RELEASE).select(["*/aime24"])
+    evaluations = sweep(LockedDepthSyncRace, [0.0, 0.25, 0.5, 0.75, 1.0], splits, make_options(3), workers=2)
+    assert monotonicity_violations(evaluations) == []
