@@ -65,3 +65,25 @@ def test_cost_grows_with_beta_on_aime24():
     splits = load_store(RELEASE).select(["*/aime24"])
     evaluations = sweep(LockedDepthSyncRace, [0.0, 0.25, 0.5, 0.75, 1.0], splits, make_options(3), workers=2)
     assert monotonicity_violations(evaluations) == []
+
+
+@pytest.mark.parametrize("family, label, extra", [("dsr", "DSR", set()), ("dsr-lock", "DSR-L", {"no lock", "no finishing-order weights"})])
+def test_beat_cmc_example_runs_end_to_end_for_each_family(tmp_path, family, label, extra):
+    # The example on the embedded store (its search and held-out splits), tiny settings.
+    import json
+    import subprocess
+    import sys
+
+    command = [
+        sys.executable, str(ROOT / "examples" / "beat_cmc.py"), "--store", "default", "--search", "search",
+        "--heldout", "heldout", "--family", family, "--seeds", "1", "--betas", "0,1", "--cmc-betas", "0,1",
+        "--handmade-betas", "1", "--ablation-betas", "1", "--workers", "1", "--out", str(tmp_path),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert f"{label} cost monotone in beta on every split" in done.stdout
+    ablation = json.loads((tmp_path / "ablation.json").read_text())
+    variants = {row["variant"] for row in ablation}
+    assert f"full {label}" in variants and extra <= variants
+    assert ("no lock" in variants) == (family == "dsr-lock")
+    for name in ("summary.json", "curves.json", "beat_cmc.png", "beat_cmc_splits.png"):
+        assert (tmp_path / name).stat().st_size > 0
