@@ -643,34 +643,13 @@ class Episode:
         return j, answer
 
     def open_and_probe_many(self, n: int) -> list[int]:
-        """:meth:`open_and_probe` ``n`` times; the revealed answers in opening order."""
+        """:meth:`open_and_probe` ``n`` times; the revealed answers in opening order.
+
+        (In C when :mod:`autotts_gym.speedups` is built; this is its reference.)
+        """
         if n < 0:
             raise ValueError(f"open_and_probe_many: n must be >= 0, got {n}")
-        j0 = len(self._pool)
-        q = self.question
-        new = self.order[j0 : j0 + n]
-        if (
-            n < 4  # the list-wise path costs more than a few single opens
-            or self._budget is not None
-            or self.trace is not None
-            or self.result is not None
-            or j0 + n > len(self.order)
-            or min(map(q.num_probes.__getitem__, new), default=1) < 1  # some branch finishes at once
-        ):
-            return [self.open_and_probe()[1] for _ in range(n)]
-        # Without budget or trace: the bookkeeping of n BRANCH + PROBE, done list-wise.
-        answers = [q.answer_at[b][1] for b in new]
-        opened = range(j0, j0 + n)
-        self._pool.extend(new)
-        self._depth.extend([1] * n)
-        self._status.extend([ACTIVE] * n)
-        self._active.extend(opened)
-        self._probed_at.extend([1] * n)
-        self._latest.extend(answers)
-        log = [1] * (2 * n)  # branch, depth 1, branch, depth 1, ...
-        log[::2] = opened
-        self._probe_log.extend(log)
-        return answers
+        return [self.open_and_probe()[1] for _ in range(n)]
 
     def continue_and_probe(self, j: int) -> int:
         """CONTINUE(j), then PROBE(j) unless the step finished the branch.
