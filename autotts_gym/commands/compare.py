@@ -19,6 +19,7 @@ from autotts_gym.methods import (
     run_methods,
     sweep_specs,
 )
+from autotts_gym.paired import compare_against, format_paired
 from autotts_gym.plots import save_pareto
 from autotts_gym.reporting import format_compare, pool_reference, write_summaries_csv
 from autotts_gym.store import load_store
@@ -53,6 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     output.add_argument("--benchmark", metavar="B", help="plot only benchmark B (one panel per model)")
     output.add_argument("--references", action="store_true", help="mark the pool majority and pass@N in the plot")
     output.add_argument("--ci", action="store_true", help="draw 95%% interval error bars in the plot")
+    paired = parser.add_argument_group("paired comparison")
+    paired.add_argument(
+        "--against",
+        metavar="METHOD",
+        help="also compare every setting with METHOD's curve at matched tokens, per benchmark (model average), "
+        "with 95%% bootstrap intervals paired over questions; writes paired.json",
+    )
+    paired.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples of --against (default 2000)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,6 +70,10 @@ def run(args: argparse.Namespace) -> int:
     specs = sweep_specs(parse_list(args.methods), parse_betas(args.betas), parse_overrides(args.set))
     if not specs:
         raise ValueError("--methods names no method")
+    if args.against:
+        names = sorted({spec.build().name for spec in specs})
+        if args.against not in names:
+            raise ValueError(f"--against {args.against}: not among the evaluated methods {names}")
     started = time.perf_counter()
     evaluations = run_methods(store, specs, options_from_args(args), splits=args.splits, workers=args.workers, progress=show_progress(args))
     seconds = time.perf_counter() - started
@@ -82,6 +95,13 @@ def run(args: argparse.Namespace) -> int:
     written.append(save_pareto(summaries, out / "pareto.png", **plot))
     if args.records:
         written.append(write_records_csv(evaluations, out / "records.csv"))
+    if args.against:
+        rows = compare_against(evaluations, args.against, resamples=args.resamples)
+        print(f"\npaired against {args.against}: model averages per benchmark; differences at matched tokens")
+        print(format_paired(rows, args.against))
+        paired_json = out / "paired.json"
+        paired_json.write_text(json.dumps([r.as_dict() for r in rows], indent=1) + "\n")
+        written.append(paired_json)
     for path in written:
         print(f"wrote {path}")
     if args.tensorboard:
