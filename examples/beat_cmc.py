@@ -14,8 +14,10 @@ the four Qwen3 models), on AIME24 (the search split) and AIME25 (held out):
 
 Prints, per benchmark, every point averaged over the four models, DSR's margin over
 CMC's and over the best hand-made curve at matched tokens, the issue's three targets
-(measured on the held-out benchmark), and the ablation table. Writes ``summary.json``
-(every cell), ``curves.json`` (the model-averaged points), ``beat_cmc.png`` (accuracy
+(measured on the held-out benchmark), DSR's points with 95% bootstrap intervals over
+questions (its accuracy, and its margins paired at matched tokens), and the ablation
+table. Writes ``summary.json`` (every cell), ``curves.json`` (the model-averaged points),
+``paired.json`` (the intervals), ``beat_cmc.png`` (accuracy
 against tokens, one panel per benchmark, model averages), ``beat_cmc_splits.png`` (one
 panel per model and benchmark) and ``ablation.json`` to ``--out``.
 
@@ -45,6 +47,7 @@ from autotts_gym.evaluation import (
     write_summaries_json,
 )
 from autotts_gym.methods import parse_betas
+from autotts_gym.paired import QuestionTable, accuracy_interval, matched_difference
 from autotts_gym.plots import save_pareto
 from autotts_gym.reporting import DISPLAY_NAMES, render_table
 from autotts_gym.store import load_store
@@ -148,6 +151,16 @@ def average(evaluations: Sequence[Evaluation], tags: Sequence[tuple[str, float]]
     ]
 
 
+def question_tables(
+    evaluations: Sequence[Evaluation], tags: Sequence[tuple[str, float]]
+) -> dict[tuple[str, float, str], QuestionTable]:
+    """Per-question figures, one table per (curve, beta, benchmark), for paired intervals."""
+    groups: dict[tuple[str, float, str], list[Evaluation]] = {}
+    for ev, (curve, beta) in zip(evaluations, tags):
+        groups.setdefault((curve, beta, ev.summary.benchmark), []).append(ev)
+    return {key: QuestionTable.from_evaluations(evs, f"{key[0]} beta={key[1]:g}") for key, evs in groups.items()}
+
+
 def curve_of(points: Sequence[Point], curve: str, benchmark: str) -> list[Point]:
     """The points of one curve on one benchmark, by tokens."""
     return sorted((p for p in points if p.curve == curve and p.benchmark == benchmark), key=lambda p: p.tokens)
@@ -199,6 +212,38 @@ def curve_table(points: Sequence[Point], benchmark: str) -> str:
         body.append(None)
     header = ["method", "beta", "acc %", "tokens", "vs CMC", "vs hand-made", *[m.replace("Qwen3-", "") for m in models]]
     return render_table(header, body[:-1])
+
+
+def paired_table(
+    points: Sequence[Point], tables: dict[tuple[str, float, str], QuestionTable], benchmark: str
+) -> tuple[str, list[dict[str, Any]]]:
+    """The family's points with 95% bootstrap intervals over questions: its accuracy, and
+    its margins over CMC's curve and over the best hand-made curve at matched tokens,
+    paired (both sides recomputed on the same resampled questions)."""
+
+    def curve(pts: Sequence[Point]) -> list[QuestionTable]:
+        return [tables[(p.curve, p.beta, benchmark)] for p in pts]
+
+    cmc = curve(curve_of(points, "CMC", benchmark))
+    hand = curve(handmade_envelope(points, benchmark))
+    body, rows = [], []
+    for p in curve_of(points, LABEL, benchmark):
+        t = tables[(LABEL, p.beta, benchmark)]
+        acc, vs_cmc, vs_hand = accuracy_interval(t), matched_difference(t, cmc), matched_difference(t, hand)
+        rows.append({"beta": p.beta, "accuracy": acc.__dict__, "vs_cmc": vs_cmc.__dict__, "vs_handmade": vs_hand.__dict__})
+        body.append(
+            [
+                f"{p.beta:g}",
+                f"{p.tokens / 1000:.1f}k",
+                f"{acc.estimate:.2f} [{acc.low:.1f}, {acc.high:.1f}]",
+                vs_cmc.format(),
+                "" if np.isnan(vs_cmc.estimate) else f"{vs_cmc.p_at_most_zero:.3f}",
+                vs_hand.format(),
+                "" if np.isnan(vs_hand.estimate) else f"{vs_hand.p_at_most_zero:.3f}",
+            ]
+        )
+    header = ["beta", "tokens", "acc % [95% CI]", "vs CMC [95% CI]", "P(<=0)", "vs hand-made [95% CI]", "P(<=0)"]
+    return render_table(header, body, text_columns=0), rows
 
 
 def dominance(points: Sequence[Point], benchmark: str) -> dict[str, Any]:
@@ -339,6 +384,8 @@ def main() -> None:
     write_summaries_json(evaluations, out / "summary.json")
     points = average(evaluations, tags)
     (out / "curves.json").write_text(json.dumps([p.__dict__ for p in points], indent=1) + "\n")
+    tables = question_tables(evaluations, tags)
+    paired: dict[str, list[dict[str, Any]]] = {}
     dsr_evals = [ev for ev, (curve, _) in zip(evaluations, tags) if curve == LABEL]
     violations = monotonicity_violations(dsr_evals)
     print(f"{LABEL} cost monotone in beta on every split:", "yes" if not violations else "; ".join(violations))
@@ -347,6 +394,10 @@ def main() -> None:
         print(curve_table(points, bench))
         for line in targets(points, bench, heldout=bench == args.heldout and not args.no_heldout):
             print(line)
+        table, paired[bench] = paired_table(points, tables, bench)
+        print(f"\n{LABEL} with 95% bootstrap intervals over questions (paired at matched tokens; P = share of resamples <= 0)")
+        print(table)
+    (out / "paired.json").write_text(json.dumps(paired, indent=1) + "\n")
     if not args.no_ablation:
         table, rows = ablation_table(points, benchmarks, parse_betas(args.ablation_betas))
         print("\n== ablation: each mechanism off in turn (means over betas " + args.ablation_betas + ")")
@@ -356,7 +407,7 @@ def main() -> None:
     main_curves = [ev.summary for ev, (curve, _) in zip(evaluations, tags) if not curve.startswith(f"{LABEL} ")]
     save_pareto(main_curves, out / "beat_cmc_splits.png")
     print(
-        f"\nwrote {out}: summary.json, curves.json, beat_cmc.png, beat_cmc_splits.png"
+        f"\nwrote {out}: summary.json, curves.json, paired.json, beat_cmc.png, beat_cmc_splits.png"
         + ("" if args.no_ablation else ", ablation.json")
     )
 

@@ -87,3 +87,23 @@ def test_beat_cmc_example_runs_end_to_end_for_each_family(tmp_path, family, labe
     assert ("no lock" in variants) == (family == "dsr-lock")
     for name in ("summary.json", "curves.json", "beat_cmc.png", "beat_cmc_splits.png"):
         assert (tmp_path / name).stat().st_size > 0
+    paired = json.loads((tmp_path / "paired.json").read_text())
+    assert sorted(paired) == ["heldout", "search"] and [r["beta"] for r in paired["heldout"]] == [0.0, 1.0]
+    assert f"{label} with 95% bootstrap intervals over questions" in done.stdout
+
+
+def test_top_end_check_runs_and_compares_against_dsr_l(tmp_path):
+    # discovery/beat_cmc/top_end.py on the embedded store's search split, 2 seeds.
+    import json
+    import subprocess
+    import sys
+
+    script = ROOT / "discovery" / "beat_cmc" / "top_end.py"
+    command = [sys.executable, str(script), "--store", "default", "--benchmark", "search", "--seeds", "2", "--workers", "1", "--out", str(tmp_path)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    assert "vs DSR-L curve [95% CI]" in done.stdout and "synthetic/search" in done.stdout
+    rows = json.loads((tmp_path / "top_end.json").read_text())
+    curve = [r for r in rows if not r["changes"]]
+    assert [r["beta"] for r in curve] == [0.5, 0.625, 0.75, 0.875, 1.0] and all(r["vs_dsr_l"] is None for r in curve)
+    variants = [r for r in rows if r["changes"]]
+    assert len(variants) == 12 and all(r["vs_dsr_l"] is not None for r in variants)
