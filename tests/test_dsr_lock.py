@@ -104,6 +104,6 @@ def test_top_end_check_runs_and_compares_against_dsr_l(tmp_path):
     assert "vs DSR-L curve [95% CI]" in done.stdout and "synthetic/search" in done.stdout
     rows = json.loads((tmp_path / "top_end.json").read_text())
     curve = [r for r in rows if not r["changes"]]
-    assert [r["beta"] for r in curve] == [0.5, 0.625, 0.75, 0.875, 1.0] and all(r["vs_dsr_l"] is None for r in curve)
+    assert [r["beta"] for r in curve] == [i / 8 for i in range(9)] and all(r["vs_dsr_l"] is None for r in curve)
     variants = [r for r in rows if r["changes"]]
-    assert len(variants) == 12 and all(r["vs_dsr_l"] is not None for r in variants)
+    assert len(variants) == 18 and all(r["vs_dsr_l"] is not None for r in variants)

@@ -4,7 +4,7 @@
 
 The issue's accurate-end target asks for more accuracy at the top of the curve. This
 script asks whether DSR-L's top end can buy it on the search split: it evaluates DSR-L's
-curve (betas 0.5 to 1) and variants of its beta 0.75 and beta 1 settings that spend more
+curve (betas 0 to 1 in steps of 0.125) and variants of its beta 0.375, 0.75 and 1 settings that spend more
 to be more accurate: wider races, stricter stops, a weaker or no futility stop. For each
 variant it prints its accuracy minus DSR-L's curve at the same mean tokens, with a 95%
 interval paired over questions (:mod:`autotts_gym.paired`). A variant that costs more
@@ -26,8 +26,8 @@ from autotts_gym.reporting import render_table
 from autotts_gym.store import load_store
 
 RELEASE = Path(__file__).resolve().parents[3] / "shared" / "replay" / "autotts-release"
-CURVE_BETAS = (0.5, 0.625, 0.75, 0.875, 1.0)
-VARIANT_BETAS = (0.75, 1.0)
+CURVE_BETAS = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
+VARIANT_BETAS = (0.375, 0.75, 1.0)
 # Each variant: what it changes in DSR-L's schedule.
 VARIANTS = {
     "wider race (96 branches, 64 in a contest)": {"max_branch": 96, "w1": 64},
