@@ -6,6 +6,7 @@ have a pure schedule whose cost grows with beta.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,39 @@ def test_top_end_check_runs_and_compares_against_dsr_l(tmp_path):
     assert [r["beta"] for r in curve] == [i / 8 for i in range(9)] and all(r["vs_dsr_l"] is None for r in curve)
     variants = [r for r in rows if r["changes"]]
     assert len(variants) == 18 and all(r["vs_dsr_l"] is not None for r in variants)
+
+
+ROUND_18 = ROOT / "discovery" / "beat_cmc" / "candidates" / "round_18_learned_pick.py"
+
+
+def test_round_18_is_round_17_with_another_final_pick():
+    """Round 18 (not promoted) keeps round 17's race, stops and costs; with the pick off
+    it plays round 17's episodes exactly, and it passes the candidate contract."""
+    check_candidate(ROUND_18.read_text(), ROUND_18.name)
+    race = load_module_from_file(str(ROUND_18)).LearnedPickRace
+    split = next(iter(default_store()))
+    for beta in (0.0, 1.0):
+        dsr_l = run_all(LockedDepthSyncRace.from_beta(beta), split, 3)
+        assert run_all(race.from_beta(beta, pick=False), split, 3) == dsr_l
+        picked = run_all(race.from_beta(beta), split, 3)
+        assert [r[1:] for r in picked] == [r[1:] for r in dsr_l]  # same tokens, branches, stops
+        assert run_all(race.from_beta(beta), split, 2, viewed=True) == run_all(race.from_beta(beta), split, 2)
+
+
+def test_round_18_answer_features_by_hand():
+    features = load_module_from_file(str(ROUND_18)).answer_features
+    # Three finished branches (final, tokens, probes); ERR (id 9) abstains.
+    pool = [(1, 1000, [5, 5, 1]), (2, 2000, [1, 1, 2, 2]), (1, 3000, [7, 1, 1, 1]), (9, 500, [9, 9])]
+    got = features(pool, 9)
+    assert list(got) == [1, 2]
+    n = 4  # ERR counts in the pool's size and ranks, but gets no row
+    ranks = {1000: 1 / n, 2000: 2 / n, 3000: 3 / n, 500: 0.0}
+    one = got[1]
+    assert one[0] == pytest.approx(2 / n) and one[1] == pytest.approx(math.log(2))
+    assert one[2] == pytest.approx((ranks[1000] + ranks[3000]) / 2) and one[3] == pytest.approx(ranks[1000])
+    assert one[4] == pytest.approx(1 / n)  # branch 2 held 1 (two probes in a row) and ended on 2
+    assert one[5] == pytest.approx(3 / n)  # the probes of branches 1-3 showed 1
+    assert one[6] == pytest.approx((1 / 3 + 3 / 4) / 2)  # final runs: 1 of 3 probes, 3 of 4
+    assert one[7] == pytest.approx((1 / (1 + 1) + 1 / (1 + 3)) / math.log(n + 1))
+    two = got[2]
+    assert two[4] == 0.0 and two[5] == pytest.approx(1 / n) and two[6] == pytest.approx(2 / 4)
