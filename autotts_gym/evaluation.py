@@ -275,15 +275,22 @@ def bootstrap_ci(per_question: np.ndarray, resamples: int = 2000, seed: int = 0)
     return float(lo), float(hi)
 
 
+def question_means(questions: np.ndarray, values: np.ndarray, num_questions: int) -> np.ndarray:
+    """Per question, the mean of ``values`` over its episodes (NaN for a question with none)."""
+    counts = np.bincount(questions, minlength=num_questions).astype(float)
+    sums = np.bincount(questions, weights=values.astype(float), minlength=num_questions)
+    with np.errstate(invalid="ignore"):
+        return sums / counts
+
+
 def summarize(controller: Any, split: Split, records: dict[str, np.ndarray], seconds: float = 0.0) -> Summary:
     """The :class:`Summary` of one cell's records."""
     q = records["question"]
     nq = split.num_questions
-    counts = np.bincount(q, minlength=nq).astype(float)
-    seen = counts > 0
+    seen = np.bincount(q, minlength=nq) > 0
 
     def per_question(values: np.ndarray) -> np.ndarray:
-        return (np.bincount(q, weights=values.astype(float), minlength=nq)[seen]) / counts[seen]
+        return question_means(q, values, nq)[seen]
 
     acc = per_question(records["correct"]) * 100.0
     tok = per_question(records["tokens"])

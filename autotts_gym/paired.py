@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from autotts_gym.evaluation import Evaluation
+from autotts_gym.evaluation import Evaluation, question_means
+from autotts_gym.reporting import DISPLAY_NAMES, fmt_tokens, render_table
 
 
 @dataclass(frozen=True)
@@ -53,16 +54,14 @@ class QuestionTable:
             raise ValueError(f"QuestionTable: split listed twice in {names}")
         acc, tok = [], []
         for ev in cells:
-            q = ev.records["question"]
-            nq = ev.split.num_questions
-            counts = np.bincount(q, minlength=nq).astype(float)
-            if (counts == 0).any():
-                missing = np.flatnonzero(counts == 0).tolist()
+            q, nq = ev.records["question"], ev.split.num_questions
+            missing = np.flatnonzero(np.bincount(q, minlength=nq) == 0).tolist()
+            if missing:
                 raise ValueError(
                     f"{ev.split.name}: questions {missing} have no episodes; a paired comparison needs every question"
                 )
-            acc.append(np.bincount(q, weights=ev.records["correct"].astype(float), minlength=nq) / counts * 100.0)
-            tok.append(np.bincount(q, weights=ev.records["tokens"].astype(float), minlength=nq) / counts)
+            acc.append(question_means(q, ev.records["correct"], nq) * 100.0)
+            tok.append(question_means(q, ev.records["tokens"], nq))
         if label is None:
             s = cells[0].summary
             label = s.method if s.beta is None else f"{s.method} beta={s.beta:g}"
@@ -268,8 +267,6 @@ def compare_against(
 
 def format_paired(rows: Sequence[PairedRow], reference: str) -> str:
     """A plain-text table of :func:`compare_against` rows."""
-    from autotts_gym.reporting import DISPLAY_NAMES, fmt_tokens, render_table
-
     ref = DISPLAY_NAMES.get(reference, reference)
     header = ["benchmark", "method", "beta", "tokens", "acc % [95% CI]", f"vs {ref} [95% CI]", "P(<=0)"]
     body: list[list[str] | None] = []
