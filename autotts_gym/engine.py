@@ -31,110 +31,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
+from autotts_gym.protocol import (  # noqa: F401  (re-exported: the engine's public names)
+    ACTIVE,
+    FINISHED,
+    NO_ANSWER_ID,
+    PRUNED,
+    PUBLIC_ACTIONS,
+    PUBLIC_VIEWS,
+    BudgetExceeded,
+    EpisodeResult,
+    InvalidAction,
+    check_answer_id,
+    check_reason,
+)
 from autotts_gym.speedups import C as _C
 from autotts_gym.store import QuestionData
 from autotts_gym.voting import majority
 
-ACTIVE, FINISHED, PRUNED = 0, 1, 2
-NO_ANSWER_ID = -1
-
 Aggregator = Callable[["Episode"], int]
-
-# The episode's public actions (the discovery sandbox counts each against its step limit).
-PUBLIC_ACTIONS: tuple[str, ...] = (
-    "branch",
-    "continue_branch",
-    "probe",
-    "prune",
-    "answer",
-    "open_and_probe",
-    "open_and_probe_many",
-    "continue_and_probe",
-    "continue_and_probe_many",
-    "read_whole",
-    "read_whole_many",
-)
-
-# The episode's read-only views (properties and query methods): what a real
-# controller has at decision time. The env facade and the discovery sandbox expose these.
-PUBLIC_VIEWS: tuple[str, ...] = (
-    "num_opened",
-    "num_available",
-    "can_branch",
-    "done",
-    "depth",
-    "depths",
-    "status",
-    "is_active",
-    "is_finished",
-    "is_pruned",
-    "is_probed",
-    "latest_answer",
-    "final_answer",
-    "latest_answers",
-    "active_branches",
-    "active_by_depth",
-    "num_active",
-    "finished_answers",
-    "finished_branches",
-    "num_finished",
-    "finished_vote",
-    "revealed_probes",
-    "probe_confidence",
-    "tokens",
-    "branch_tokens",
-    "sequential_tokens",
-    "cost",
-    "budget",
-    "kappa_probe",
-    "remaining_budget",
-    "num_actions",
-    "no_answer_id",
-    "interval_tokens",
-    "answer_text",
-)
-
-
-class InvalidAction(ValueError):
-    """An action that is not admissible in the current state."""
-
-
-class BudgetExceeded(InvalidAction):
-    """An action that would take the cost over the budget. A controller run through
-    :class:`agents.base.Controller` ends the episode with the aggregation rule instead."""
-
-
-class EpisodeResult(NamedTuple):
-    """What an episode ended with (a named tuple: built once per episode, so it is cheap).
-
-    Attributes:
-        question: index of the question in its split.
-        answer: interned answer id (``-1``: no answer).
-        answer_text: the answer string (``""`` for no answer).
-        correct: ``answer == gold``.
-        tokens: total tokens charged to all branches.
-        sequential_tokens: tokens of the longest branch (latency when branches run
-            in parallel).
-        intervals: the MDP cost in intervals (sum of depths, plus kappa_probe x probes).
-        branches_opened: number of branches opened.
-        probes: number of PROBE actions.
-        actions: number of primitive actions, ANSWER included.
-        stop_reason: why the controller answered.
-    """
-
-    question: int
-    answer: int
-    answer_text: str
-    correct: bool
-    tokens: int
-    sequential_tokens: int
-    intervals: float
-    branches_opened: int
-    probes: int
-    actions: int
-    stop_reason: str
 
 
 def default_aggregate(episode: Episode) -> int:
@@ -583,11 +499,12 @@ class Episode:
         """
         if self.result is not None:
             raise InvalidAction(f"question {self.question.index}: ANSWER twice")
+        q = self.question
         if answer is None:
             answer = self._aggregate(self)
-        q = self.question
-        if not -1 <= answer < len(q.vocab):
-            raise InvalidAction(f"question {q.index}: ANSWER({answer}) is not an answer id of this question")
+        else:
+            check_answer_id(answer, self._revealed(answer), f"question {q.index}")
+        reason = check_reason(reason)
         if self.trace is not None:
             self._record("ANSWER", -1, answer)
         # tokens, cost and num_actions, with the sum of depths taken once.
@@ -607,6 +524,13 @@ class Episode:
             stop_reason=reason,
         )
         return self.result
+
+    def _revealed(self, answer: int) -> bool:
+        # Is ``answer`` among the ids this episode handed out (latest, final or probed)?
+        if answer in self._latest or answer in self._finals or answer == self.question.no_answer_id:
+            return True
+        log, pool, answer_at = self._probe_log, self._pool, self.question.answer_at
+        return any(answer_at[pool[j]][d] == answer for j, d in zip(log[::2], log[1::2]))
 
     # ========================================================== composites
     def open_and_probe(self) -> tuple[int, int]:

@@ -1,7 +1,6 @@
-"""The candidate sandbox: the static check, and every failure the isolated evaluation
-must turn into a recorded diagnostic (syntax error, exception, timeout, endless loop,
-forbidden import, memory bomb, file write, socket, subprocess, step limit, hidden data),
-while a valid candidate is evaluated."""
+"""The candidate's evaluation: the static check, the contract at run time, diagnostics
+that name where a candidate failed, and valid candidates evaluated on every point.
+(What an attacker can and cannot do in isolation: tests/test_isolation.py.)"""
 
 from __future__ import annotations
 
@@ -173,11 +172,11 @@ def test_syntax_error_is_a_failure_before_and_inside_the_sandbox(job):
     assert failure["kind"] == "syntax-error" and failure["stage"] == "load"
 
 
-def test_exception_names_point_question_and_line(job):
+def test_exception_names_point_split_question_seed_and_line(job):
     failure = run_case(candidate(run="if episode.num_opened == 0:\n    raise ValueError('no branch yet')\n"), job)
     assert failure["kind"] == "exception" and failure["stage"] == "evaluate"
     assert "ValueError: no branch yet" in failure["message"]
-    assert "at beta=0, question 0, after 0 actions" in failure["message"]
+    assert "at beta=0, split tiny/search, question " in failure["message"] and ", seed 0" in failure["message"]
     assert "candidate.py, line" in failure["message"] and "in run" in failure["message"]
 
 
@@ -185,79 +184,12 @@ def test_invalid_action_and_unrevealed_answer_are_exceptions(job):
     failure = run_case(candidate(run="j = episode.branch()\nepisode.probe(j)\nepisode.probe(j)\n"), job)
     assert failure["kind"] == "exception" and "InvalidAction" in failure["message"] and "twice" in failure["message"]
     failure = run_case(candidate(run="return episode.answer(3)\n"), job)
-    assert "has not been revealed" in failure["message"]
-
-
-def test_wall_clock_timeout(job):
-    limits = SandboxLimits(cpu_seconds=120, wall_seconds=3, memory_mb=512)
-    failure = run_case(candidate(run="while True:\n    pass\n"), job, limits)
-    assert failure["kind"] == "timeout" and "wall-clock limit of 3 s" in failure["message"]
-
-
-def test_endless_loop_hits_the_cpu_limit(job):
-    limits = SandboxLimits(cpu_seconds=1, wall_seconds=60, memory_mb=512)
-    failure = run_case(candidate(run="n = 0\nwhile True:\n    n += 1\n"), job, limits)
-    assert failure["kind"] == "cpu-limit" and "CPU-time limit of 1 s" in failure["message"]
-
-
-def test_step_limit_ends_an_endless_retry_loop(job):
-    run = "j = episode.branch()\nwhile True:\n    try:\n        episode.probe(j)\n    except Exception:\n        pass\n"
-    failure = run_case(candidate(run=run), job, static_check=True)
-    assert failure["kind"] == "step-limit" and "more than 5000 primitive actions" in failure["message"]
-
-
-def test_memory_bomb(job):
-    failure = run_case(candidate(run="blocks = [0] * (10 ** 10)\n"), job, static_check=True)
-    assert failure["kind"] == "memory" and "512 MB" in failure["message"]
-    failure = run_case(candidate(top="HUGE = bytearray(10 ** 11)"), job, static_check=True)
-    assert failure["kind"] == "memory" and failure["stage"] == "load"
-
-
-def test_forbidden_import_at_run_time(job):
-    failure = run_case(candidate(header="import os"), job)
-    assert failure["kind"] == "forbidden-import" and "'os'" in failure["message"]
-    swallowed = candidate(run="try:\n    import socket\nexcept ImportError:\n    pass\n" + GOOD_RUN)
-    assert run_case(swallowed, job)["kind"] == "forbidden-import"
-
-
-def test_file_write_is_blocked_even_when_the_error_is_swallowed(job, tmp_path):
-    target = tmp_path / "written.txt"
-    run = (
-        f"try:\n    dataclasses.builtins.open({str(target)!r}, 'w').write('x')\nexcept Exception:\n    pass\n"
-        + GOOD_RUN
-    )
-    failure = run_case(candidate(run=run, header="import dataclasses"), job)
-    assert failure["kind"] == "sandbox-violation" and "open(" in failure["message"]
-    assert not target.exists()
-
-
-def test_socket_and_subprocess_are_blocked(job, tmp_path):
-    run = "dataclasses.sys.modules['socket'].socket()\n"
-    failure = run_case(candidate(run=run, header="import dataclasses"), job)
-    assert failure["kind"] == "sandbox-violation" and "socket.__new__" in failure["message"]
-    marker = tmp_path / "touched"
-    run = f"dataclasses.sys.modules['os'].system('touch {marker}')\n"
-    failure = run_case(candidate(run=run, header="import dataclasses"), job)
-    assert failure["kind"] == "sandbox-violation" and "os.system" in failure["message"]
-    assert not marker.exists()
+    assert "has not revealed" in failure["message"]
 
 
 def test_hidden_data_is_not_on_the_episode(job):
     failure = run_case(candidate(run="return episode.answer(episode.question.gold_id)\n"), job)
     assert failure["kind"] == "exception" and "has no attribute 'question'" in failure["message"]
-
-
-def test_no_secrets_in_the_sandbox_environment(job, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-value")
-    run = "raise ValueError(str(dataclasses.sys.modules['os'].environ.get('OPENAI_API_KEY')))\n"
-    failure = run_case(candidate(run=run, header="import dataclasses"), job)
-    assert "ValueError: None" in failure["message"] and "sk-secret" not in failure["message"]
-
-
-def test_output_flood_hits_the_output_limit(job):
-    limits = SandboxLimits(cpu_seconds=30, wall_seconds=60, memory_mb=512, output_bytes=2**20)
-    failure = run_case(candidate(run="while True:\n    print('x' * 10000)\n"), job, limits, static_check=True)
-    assert failure["kind"] == "output-limit"
 
 
 def test_runtime_contract_and_impure_schedule(job):
@@ -286,7 +218,7 @@ def test_sharded_evaluation_gives_the_same_points(job):
     assert one.ok and two.ok
     strip = [{k: v for k, v in p.items() if k != "splits"} for p in one.points]
     assert strip == [{k: v for k, v in p.items() if k != "splits"} for p in two.points]
-    assert set(two.timing) == {"startup", "setup", "load", "evaluate", "trace"}
+    assert {"startup", "describe", "play", "engine", "total"} <= set(two.timing)
 
 
 RICH = '''"""A candidate that uses many allowed modules: statistics, heapq, bisect, itertools,

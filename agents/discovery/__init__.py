@@ -5,9 +5,9 @@ Modules, one job each:
 
 * :mod:`~agents.discovery.contract`: what a candidate module may be and use.
 * :mod:`~agents.discovery.checks`: the static check of a candidate's source.
-* :mod:`~agents.discovery.view`: the episode a candidate sees (public API, step limit).
-* :mod:`~agents.discovery.guards`: resource limits and the audit hook of a sandbox.
-* :mod:`~agents.discovery.sandbox`: isolated evaluation of a candidate's sweep.
+* :mod:`~agents.discovery.sandbox`: a candidate's sweep, statically checked, then run
+  isolated (:mod:`autotts_gym.isolation`: an OS container that holds only what its
+  episodes reveal, driving the engine in this process).
 * :mod:`~agents.discovery.traces`: informative episodes, vote state, compact rendering.
 * :mod:`~agents.discovery.proposers`: OpenAI-compatible, Anthropic and scripted proposers.
 * :mod:`~agents.discovery.prompt`: the round's prompt within a size limit.

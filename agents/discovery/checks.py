@@ -16,8 +16,10 @@
 * a module that breaks the contract: no docstring, not exactly one frozen-dataclass
   subclass of ``Controller`` with a ``name``, ``run`` and ``schedule`` (or ``grid``).
 
-The check is the first of several layers: the sandbox enforces the same rules at run
-time (restricted builtins, an audit hook, an episode view without hidden data).
+The check is a fast first line that gives the LLM a clear diagnosis; it is never the line
+relied on. What a candidate can reach is decided by the operating system and by what
+its process holds (:mod:`autotts_gym.isolation`): code that slips past this check still
+runs in a container with no data but what its episodes revealed.
 """
 
 from __future__ import annotations
