@@ -18,10 +18,10 @@ from agents.discovery.prompt import PromptSettings, build_prompt
 from agents.discovery.proposers import ScriptedProposer
 from agents.discovery.sandbox import SandboxLimits
 from agents.discovery.traces import annotate, choose_episodes, render_trace, render_traces
-from agents.discovery.view import EpisodeView
 from autotts_gym.cli import main
 from autotts_gym.engine import Episode
 from autotts_gym.evaluation import evaluate_many, make_options
+from autotts_gym.isolation.client import RemoteEpisode
 from autotts_gym.reporting import fmt_tokens
 from autotts_gym.store import Split, SplitInfo, Store
 from autotts_gym.synthetic import generate_split
@@ -324,8 +324,8 @@ def test_prompt_lists_the_api_and_fits_its_limit():
         build_prompt([], PromptSettings(search_splits=("s/x",), betas=(0.0,), seeds=1, limit_chars=2000))
 
 
-def test_episode_view_offers_exactly_the_contract():
-    public = {n for n in dir(EpisodeView) if not n.startswith("_")}
+def test_isolated_episode_offers_exactly_the_contract():
+    public = {n for n in dir(RemoteEpisode) if not n.startswith("_")}
     assert public == set(EPISODE_ACTIONS) | set(EPISODE_VIEWS)
     assert all(hasattr(Episode, n) for n in public)
 
