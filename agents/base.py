@@ -110,3 +110,16 @@ def geometric_count(beta: float, low: int, high: int) -> int:
     sweep of evenly spaced betas gives evenly spaced points on a log-token axis."""
     b = clip01(beta)
     return max(low, min(high, round_half_even(low * (high / low) ** b)))
+
+
+def coerce_override(value: Any, default: Any) -> Any:
+    """A ``--set key=value`` string as the type of the field's default (others as given)."""
+    if not isinstance(value, str) or isinstance(default, str):
+        return value
+    if isinstance(default, bool):
+        return value.lower() in ("1", "true", "yes")
+    if isinstance(default, int):
+        return int(value)
+    if isinstance(default, float):
+        return float(value)
+    return value

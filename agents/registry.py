@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.asc import AdaptiveConsistency
-from agents.base import Controller
+from agents.base import Controller, coerce_override
 from agents.cmc import ConfidenceMomentum
 from agents.dsr import DepthSyncRace
 from agents.dsr_lock import LockedDepthSyncRace
@@ -116,21 +116,8 @@ def _checked(cls: type, overrides: dict[str, Any]) -> dict[str, Any]:
     for key, value in overrides.items():
         if key not in fields:
             raise ValueError(f"{cls.__name__} has no parameter {key!r}; it has: {', '.join(fields)}")
-        out[key] = _coerce(value, fields[key].default)
+        out[key] = coerce_override(value, fields[key].default)
     return out
-
-
-def _coerce(value: Any, default: Any) -> Any:
-    # --set key=value arrives as a string; take the type of the field's default.
-    if not isinstance(value, str) or isinstance(default, str):
-        return value
-    if isinstance(default, bool):
-        return value.lower() in ("1", "true", "yes")
-    if isinstance(default, int):
-        return int(value)
-    if isinstance(default, float):
-        return float(value)
-    return value
 
 
 def parse_overrides(pairs: list[str] | None) -> dict[str, str]:

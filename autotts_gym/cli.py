@@ -47,9 +47,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader (e.g. `| head`) closed the pipe early: not an error of ours.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError, RuntimeError) as err:
         # Library errors are sentences that name file, question and field: print, no trace.
+        # (A RuntimeError only if it is one of ours: a controller that raised, a failed
+        # isolated run, a machine that cannot isolate; anything else is a bug to see.)
+        if isinstance(err, RuntimeError) and not type(err).__module__.startswith(("autotts_gym.", "agents.")):
+            raise
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        msg = err.describe() if hasattr(err, "describe") else msg
         print(f"autotts {args.command}: error: {msg}", file=sys.stderr)
         return 2
 

@@ -134,16 +134,41 @@ class Evaluation:
         return out
 
 
+class ControllerError(RuntimeError):
+    """A controller raised: the message names the method, beta, split, question and seed,
+    and the controller's own lines of the traceback."""
+
+
+def controller_error(controller: Any, split: Split, question: int, seed: int, err: BaseException) -> ControllerError:
+    """The :class:`ControllerError` of ``err``, raised by ``controller`` in one episode."""
+    import traceback
+
+    name = getattr(controller, "name", type(controller).__name__)
+    beta = getattr(controller, "beta", None)
+    at = f"{name}" + (f" at beta {beta:g}" if beta is not None else "")
+    frames = [
+        f"  {f.filename}, line {f.lineno}, in {f.name}: {(f.line or '').strip()}"
+        for f in traceback.extract_tb(err.__traceback__)
+        if f"{os.sep}autotts_gym{os.sep}" not in f.filename and not f.filename.endswith(f"agents{os.sep}base.py")
+    ][-4:]
+    where = f"{at}, split {split.name}, question {question}, seed {seed}"
+    return ControllerError(f"{where}: {type(err).__name__}: {err}" + ("\n" + "\n".join(frames) if frames else ""))
+
+
 def _run_cell_questions(controller: Any, split: Split, questions: Sequence[int], options: EpisodeOptions) -> list[tuple]:
     rows = []
     seeds = options.seeds
-    for q in questions:
-        for seed in seeds:
-            episode = options.episode(split, q, seed)
-            r: EpisodeResult = controller(episode)
-            rows.append(
-                (q, seed, r.answer, r.correct, r.tokens, r.sequential_tokens, r.intervals, r.branches_opened, r.probes, r.actions, r.stop_reason)
-            )
+    q = seed = -1
+    try:
+        for q in questions:
+            for seed in seeds:
+                episode = options.episode(split, q, seed)
+                r: EpisodeResult = controller(episode)
+                rows.append(
+                    (q, seed, r.answer, r.correct, r.tokens, r.sequential_tokens, r.intervals, r.branches_opened, r.probes, r.actions, r.stop_reason)
+                )
+    except Exception as err:  # a controller's bug, reported with where it happened
+        raise controller_error(controller, split, q, seed, err) from None
     return rows
 
 

@@ -12,12 +12,14 @@ worker processes.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from agents.registry import make_controller, resolve_class
+from agents.registry import DEFAULT_BETA, METHODS, make_controller, resolve_class
 from autotts_gym.evaluation import EpisodeOptions, Evaluation, evaluate_many
 from autotts_gym.reporting import PoolReference, Table1, build_table1, pool_reference, split_roles
 from autotts_gym.store import Store, load_store
@@ -118,10 +120,14 @@ def run_methods(
     splits: Sequence[str] | None = None,
     workers: int | None = None,
     progress: bool = False,
+    isolate: bool = False,
 ) -> list[Evaluation]:
     """Evaluate every spec on every selected split in one worker pool.
 
-    Controllers are all built (and so checked) before the store is loaded.
+    Controllers are all built (and so checked) before the store is loaded. With
+    ``isolate``, each spec's code runs as discovery's candidates do
+    (:func:`autotts_gym.isolation.evaluate_isolated`): in an OS container holding only
+    what its episodes revealed.
 
     Args:
         store: a Store, a path, or None/"default" for the embedded default store.
@@ -130,14 +136,53 @@ def run_methods(
         splits: split patterns (``model/benchmark``, ``*/aime25``); all by default.
         workers: processes (default: all cores).
         progress: show a tqdm progress bar on stderr.
+        isolate: run every spec's code isolated (not ``ppo:`` policies).
 
     Returns:
         One Evaluation per (spec, split), spec-major.
     """
     controllers = [spec.build() for spec in specs]  # bad specs fail before the store loads
     chosen = load_store(store).select(splits)
+    if isolate:
+        return [ev for spec in specs for ev in _run_isolated(spec, chosen, options, workers)]
     cells = [(controller, split) for controller in controllers for split in chosen]
     return evaluate_many(cells, options, workers=workers, progress=progress)
+
+
+def _run_isolated(spec: MethodSpec, splits: Sequence[Any], options: EpisodeOptions, workers: int | None) -> list[Evaluation]:
+    """One spec's evaluations, its code run in isolation."""
+    from autotts_gym.evaluation import default_workers
+    from autotts_gym.isolation import evaluate_isolated
+
+    if spec.method.startswith("ppo:"):
+        raise ValueError(f"{spec}: --isolate runs controller code, not ppo: policies (they need torch)")
+    source, filename, class_name = isolated_source(spec.method)
+    mode = "betas" if spec.beta is not None else "params"
+    beta = spec.beta if spec.beta is not None else DEFAULT_BETA.get(spec.method)
+    if beta is not None:
+        mode = "betas"
+    run = evaluate_isolated(
+        source,
+        splits,
+        options,
+        filename=filename,
+        mode=mode,
+        betas=[beta] if beta is not None else [],
+        overrides=spec.overrides,
+        class_name=class_name,
+        workers=workers or default_workers(),
+    )
+    return run.evaluations[0]
+
+
+def isolated_source(method: str) -> tuple[str, str, str]:
+    """``(module source, file name, class name)`` of a method spec, for isolation."""
+    cls = resolve_class(method)
+    if method in METHODS:
+        return f"from {cls.__module__} import {cls.__name__}\n", f"{method} (built-in)", cls.__name__
+    where, _, name = method.rpartition(":")
+    path = Path(where) if where.endswith(".py") else Path(sys.modules[cls.__module__].__file__ or "")
+    return path.read_text(encoding="utf-8"), str(path), name
 
 
 @dataclass

@@ -46,6 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"betas of every family (default {','.join(f'{b:g}' for b in COMPARE_BETAS)})",
     )
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one parameter of every method (repeatable)")
+    parser.add_argument(
+        "--isolate",
+        action="store_true",
+        help="run each method's code as discovery runs candidates: in an OS container holding only what its "
+        "episodes revealed (file.py:Class methods are your own code and otherwise run in this process)",
+    )
     add_protocol_arguments(parser)
     output = parser.add_argument_group("output")
     output.add_argument("--out", required=True, metavar="DIR", help="write results.json, results.csv and pareto.png to DIR")
@@ -75,7 +81,15 @@ def run(args: argparse.Namespace) -> int:
         if args.against not in names:
             raise ValueError(f"--against {args.against}: not among the evaluated methods {names}")
     started = time.perf_counter()
-    evaluations = run_methods(store, specs, options_from_args(args), splits=args.splits, workers=args.workers, progress=show_progress(args))
+    evaluations = run_methods(
+        store,
+        specs,
+        options_from_args(args),
+        splits=args.splits,
+        workers=args.workers,
+        progress=show_progress(args),
+        isolate=args.isolate,
+    )
     seconds = time.perf_counter() - started
     summaries = [e.summary for e in evaluations]
 

@@ -135,6 +135,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="W",
         help="sandbox processes per evaluation, sharing the betas (default: usable cores)",
     )
+    sandbox.add_argument(
+        "--unsafe-no-containment",
+        action="store_true",
+        help="run candidates without the OS container, for machines that cannot provide one: each candidate still "
+        "runs in its own process holding only what its episodes revealed, but CAN READ YOUR FILES AND USE THE NETWORK",
+    )
     parser.add_argument("--tensorboard", metavar="DIR", help="TensorBoard log directory (default RUN_DIR/tensorboard)")
 
 
@@ -149,6 +155,22 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--rounds, --seeds and --heldout-seeds must be at least 1")
     if any(not 0.0 <= b <= 1.0 for b in args.betas):
         raise ValueError(f"--betas must lie in [0, 1], got {args.betas}")
+    from autotts_gym.isolation import support
+
+    missing = support()
+    if missing and not args.unsafe_no_containment:
+        print(
+            f"autotts discover: candidates cannot be contained on this machine: {missing}. "
+            "Install what is missing, or pass --unsafe-no-containment to run them without the container.",
+            file=sys.stderr,
+        )
+        return 2
+    if args.unsafe_no_containment:
+        print(
+            "autotts discover: WARNING: --unsafe-no-containment: candidate code runs without the OS container "
+            "and can read your files and use the network",
+            file=sys.stderr,
+        )
     store, search = parse_split_source(args.search)
     heldout_store, heldout = _heldout(args.heldout)
     config = DiscoveryConfig(
@@ -168,7 +190,9 @@ def run(args: argparse.Namespace) -> int:
         free_params=args.free_params,
         prompt_chars=args.prompt_chars,
         trace_chars=args.trace_chars,
-        limits=SandboxLimits(args.cpu_seconds, args.timeout, args.memory_mb, args.max_actions),
+        limits=SandboxLimits(
+            args.cpu_seconds, args.timeout, args.memory_mb, args.max_actions, contain=not args.unsafe_no_containment
+        ),
         workers=args.workers or default_workers(),
         tensorboard=args.tensorboard,
     )

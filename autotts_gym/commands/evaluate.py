@@ -26,7 +26,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--method",
         required=True,
         metavar="NAME",
-        help="sc, asc, esc, parallel-probe, cmc, path/to/file.py:ClassName, module:ClassName or ppo:MODEL.zip",
+        help="sc, asc, esc, parallel-probe, cmc, path/to/file.py:ClassName, module:ClassName or ppo:MODEL.zip; "
+        "a file or module is your own code and runs in this process (see --isolate)",
+    )
+    parser.add_argument(
+        "--isolate",
+        action="store_true",
+        help="run the method's code exactly as discovery runs candidates: in an OS container (bubblewrap) that "
+        "holds only what its episodes revealed, with the engine in this process",
     )
     parser.add_argument(
         "--beta", type=float, action="append", metavar="B", help="build the method from its schedule at B (repeat for a sweep)"
@@ -50,7 +57,13 @@ def run(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     started = time.perf_counter()
     evaluations = run_methods(
-        args.store, specs, options, splits=args.splits, workers=args.workers, progress=show_progress(args)
+        args.store,
+        specs,
+        options,
+        splits=args.splits,
+        workers=args.workers,
+        progress=show_progress(args),
+        isolate=args.isolate,
     )
     seconds = time.perf_counter() - started
     summaries = [e.summary for e in evaluations]

@@ -44,7 +44,7 @@ _MAX_COUNT = 4096  # largest n of open_and_probe_many / read_whole_many, burst
 _QUESTION_PREFIX = re.compile(r"^question \d+: ")
 
 
-class UnitFailed(Exception):
+class UnitFailed(RuntimeError):
     """The controller's unit of work failed; ``kind`` and ``message`` say how.
 
     Attributes:

@@ -558,7 +558,11 @@ def _describe(module: types.ModuleType, job: dict) -> dict:
             raise _Failure("contract", f"{cls.__name__} must be a frozen dataclass")
         if not isinstance(cls.name, str) or not cls.name.strip() or cls.name == "controller":
             raise _Failure("contract", f'{cls.__name__} must set name = "..." to its own non-empty string')
-    fields = [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else []
+    from agents.base import coerce_override
+
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
+    fields = list(defaults)
+    overrides = {k: coerce_override(v, defaults.get(k)) for k, v in job.get("overrides", {}).items()}
     points = []
     if job["mode"] == "grid":
         settings = cls.grid()
@@ -574,10 +578,10 @@ def _describe(module: types.ModuleType, job: dict) -> dict:
             if params != cls.schedule(float(b)):
                 raise _Failure("contract", f"schedule({b:g}) returned different parameters on a second call: it must be pure")
             if isinstance(params, dict):
-                params = {**params, **job.get("overrides", {})}
+                params = {**params, **overrides}
             points.append({"label": f"beta={b:g}", "beta": float(b), "params": params})
     else:
-        points.append({"label": "params", "beta": None, "params": dict(job.get("overrides", {}))})
+        points.append({"label": "params", "beta": None, "params": overrides})
     for p in points:
         if not isinstance(p["params"], dict):
             raise _Failure("contract", f"{p['label']}: the parameters must be a dict, got {type(p['params']).__name__}")
