@@ -87,9 +87,35 @@ def beta_confidence(v1: int, v2: int) -> float:
     """
     if v1 <= 0 and v2 <= 0:
         return 0.0
+    known = _KNOWN_CONFIDENCE.get((v1, v2))
+    if known is not None:
+        return known
     from scipy.special import betainc
 
     return float(1.0 - betainc(v1 + 1, v2 + 1, 0.5))
+
+
+# Values of beta_confidence given by preload_confidence (an isolated controller's process
+# gets them from the engine's side, so it need not load scipy: bit-for-bit the same).
+_KNOWN_CONFIDENCE: dict[tuple[int, int], float] = {}
+
+
+def confidence_table(max_votes: int) -> list[list[float]]:
+    """``table[v1][v2] = beta_confidence(v1, v2)`` for ``0 <= v1, v2 <= max_votes``."""
+    import numpy as np
+    from scipy.special import betainc
+
+    v = np.arange(max_votes + 1)
+    table = 1.0 - betainc(v[:, None] + 1, v[None, :] + 1, 0.5)
+    table[0, 0] = 0.0
+    return table.tolist()
+
+
+def preload_confidence(table: list[list[float]]) -> None:
+    """Make :func:`beta_confidence` answer from ``table`` (:func:`confidence_table`)."""
+    for v1, row in enumerate(table):
+        for v2, value in enumerate(row):
+            _KNOWN_CONFIDENCE[v1, v2] = float(value)
 
 
 def vote_confidence(answers: Iterable[int]) -> tuple[int, int, int, float]:

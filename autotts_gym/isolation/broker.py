@@ -135,6 +135,7 @@ class Sandbox:
         self.container = Container(folder, source, filename, limits.container, limits.cpu_seconds)
         self.startup_seconds = 0.0
         self.engine_seconds = 0.0  # spent applying actions and replying
+        self.requests = 0  # requests served
         kind, *rest = self._control()
         if kind == "syntax-error":
             raise UnitFailed("syntax-error", rest[0])
@@ -306,17 +307,20 @@ class Sandbox:
                 else:
                     replies.append(_act(s.episode, s, op, request))
             self.engine_seconds += time.perf_counter() - clock
+            self.requests += len(requests)
             try:
                 wire.send_data(channel, ["replies", replies])
             except OSError:
                 raise self._child_status_failure(self._finish(channel)) from None
 
 
+def _over(s: _Slot) -> UnitFailed:
+    return UnitFailed("step-limit", f"the episode attempted more than {s.limit} primitive actions", s.where)
+
+
 def _weight(op: int, request: list) -> int:
-    """Primitive actions a request attempts (composites count their parts)."""
-    if op == wire.CONTINUE_AND_PROBE_MANY:
-        bursts = request[3]
-        return 2 * max(1, sum(bursts) if bursts else len(request[2]))
+    """Primitive actions a request other than continue_and_probe_many attempts
+    (composites count their parts)."""
     if op == wire.OPEN_AND_PROBE or op == wire.CONTINUE_AND_PROBE:
         return 2
     if op == wire.OPEN_AND_PROBE_MANY:
@@ -332,12 +336,6 @@ def _int_arg(args: list, i: int, what: str) -> int:
     return args[i]
 
 
-def _int_list(value: Any, what: str) -> list[int]:
-    if type(value) is not list or len(value) > _MAX_LIST or not set(map(type, value)) <= {int}:
-        raise InvalidAction(f"{what} takes a list of at most {_MAX_LIST} ints")
-    return value
-
-
 def _count(args: list, what: str) -> int:
     n = _int_arg(args, 0, what)
     if not 0 <= n <= _MAX_COUNT:
@@ -346,68 +344,65 @@ def _count(args: list, what: str) -> int:
 
 
 def _act(e: Episode, s: _Slot, op: int, request: list) -> list:
-    """Apply an action to the engine's episode; the reply ``[value, rows, finished,
-    probes, error]`` with every answer id relabelled."""
-    args = request[2:]
+    """Apply an action (a request from :func:`wire.unpack_requests`: plain ints, lists of
+    ints, None, strings) to the engine's episode; the reply ``[value, rows, probes,
+    error]`` with every answer id relabelled."""
     labels = s.labels
     n0, f0, p0 = len(e._pool), len(e._finished_order), len(e._probe_log)
-    s.left -= _weight(op, request)
-    if s.left < 0:
-        raise UnitFailed("step-limit", f"the episode attempted more than {s.limit} primitive actions", s.where)
     touched: Sequence[int] = ()
     value: Any = None
     error = None
     try:
-        if op == wire.BRANCH:
-            value = e.branch()
-        elif op == wire.CONTINUE:
-            j = _int_arg(args, 0, "continue_branch")
-            touched = (j,)
-            value = labels[e.continue_branch(j)]
-        elif op == wire.PROBE:
-            j = _int_arg(args, 0, "probe")
-            touched = (j,)
-            value = labels[e.probe(j)]
-        elif op == wire.PRUNE:
-            j = _int_arg(args, 0, "prune")
-            touched = (j,)
-            e.prune(j)
-        elif op == wire.ANSWER:
-            label = args[0] if args else None
-            reason = args[1] if len(args) > 1 else "answer"
-            if type(reason) is not str:
-                raise InvalidAction(f"a stop reason is a str, not {type(reason).__name__}")
-            if label is None:
-                e.answer(None, reason[:MAX_REASON_CHARS])
-            else:
-                if type(label) is not int or not -1 <= label < len(labels) - 1:
-                    raise InvalidAction(f"ANSWER({label!r}): an answer is an answer id this episode revealed")
-                e.answer(s.inverse[label], reason[:MAX_REASON_CHARS])
-        elif op == wire.OPEN_AND_PROBE:
-            j, a = e.open_and_probe()
-            value = [j, labels[a]]
-        elif op == wire.OPEN_AND_PROBE_MANY:
-            e.open_and_probe_many(_count(args, "open_and_probe_many"))
-        elif op == wire.CONTINUE_AND_PROBE:
-            j = _int_arg(args, 0, "continue_and_probe")
-            touched = (j,)
-            value = labels[e.continue_and_probe(j)]
-        elif op == wire.CONTINUE_AND_PROBE_MANY:
-            js = _int_list(args[0] if args else None, "continue_and_probe_many")
-            bursts = None
-            if len(args) > 1 and args[1] is not None:
-                bursts = _int_list(args[1], "continue_and_probe_many's bursts")
-                if len(bursts) != len(js) or (bursts and not 1 <= min(bursts) <= max(bursts) <= _MAX_COUNT):
-                    raise InvalidAction(f"bursts must be one int in [1, {_MAX_COUNT}] per branch")
-            touched = js
+        if op == wire.CONTINUE_AND_PROBE_MANY:  # the hot path of lock-step controllers
+            js, bursts = request[2], request[3]
+            s.left -= 2 * (sum(bursts) if bursts else len(js))
+            if len(js) > _MAX_LIST or (bursts is not None and len(bursts) != len(js)):
+                raise InvalidAction(f"continue_and_probe_many takes at most {_MAX_LIST} branches, one burst each")
+            if s.left < 0:
+                raise _over(s)
             e.continue_and_probe_many(js, bursts)
-        elif op == wire.READ_WHOLE:
-            j, a = e.read_whole()
-            value = [j, labels[a]]
-        elif op == wire.READ_WHOLE_MANY:
-            e.read_whole_many(_count(args, "read_whole_many"))
         else:
-            raise InvalidAction(f"unknown operation {op}")
+            s.left -= _weight(op, request)
+            if s.left < 0:
+                raise _over(s)
+            args = request[2:]
+            if op == wire.OPEN_AND_PROBE:
+                j, a = e.open_and_probe()
+                value = [j, labels[a]]
+            elif op == wire.CONTINUE_AND_PROBE:
+                j = _int_arg(args, 0, "continue_and_probe")
+                value = labels[e.continue_and_probe(j)]
+            elif op == wire.BRANCH:
+                value = e.branch()
+            elif op == wire.CONTINUE:
+                j = _int_arg(args, 0, "continue_branch")
+                touched = (j,)
+                value = labels[e.continue_branch(j)]
+            elif op == wire.PROBE:
+                j = _int_arg(args, 0, "probe")
+                touched = (j,)
+                value = labels[e.probe(j)]
+            elif op == wire.PRUNE:
+                j = _int_arg(args, 0, "prune")
+                touched = (j,)
+                e.prune(j)
+            elif op == wire.ANSWER:
+                label, reason = args[0], args[1]
+                if label is None:
+                    e.answer(None, reason[:MAX_REASON_CHARS])
+                elif not -1 <= label < len(labels) - 1:
+                    raise InvalidAction(f"ANSWER({label!r}): an answer is an answer id this episode revealed")
+                else:
+                    e.answer(s.inverse[label], reason[:MAX_REASON_CHARS])
+            elif op == wire.OPEN_AND_PROBE_MANY:
+                e.open_and_probe_many(_count(args, "open_and_probe_many"))
+            elif op == wire.READ_WHOLE:
+                j, a = e.read_whole()
+                value = [j, labels[a]]
+            elif op == wire.READ_WHOLE_MANY:
+                e.read_whole_many(_count(args, "read_whole_many"))
+            else:
+                raise InvalidAction(f"unknown operation {op}")
     except BudgetExceeded as err:
         error = ("BudgetExceeded", _QUESTION_PREFIX.sub("", str(err)))
     except (InvalidAction, ValueError, IndexError) as err:
@@ -432,7 +427,7 @@ def _act(e: Episode, s: _Slot, op: int, request: list) -> list:
     changed = [*finished]
     if n1 > n0:
         changed += range(n0, n1)
-    if touched and op != wire.CONTINUE_AND_PROBE_MANY and op != wire.CONTINUE_AND_PROBE:
+    if touched:
         changed += touched
     rows = None
     if changed:

@@ -25,10 +25,15 @@ import socket
 import sys
 import traceback
 import types
+from array import array
 from typing import Any
 
 from autotts_gym.isolation import wire
 from autotts_gym.protocol import ACTIVE, FINISHED, NO_ANSWER_ID, PRUNED, BudgetExceeded, InvalidAction
+from autotts_gym.voting import majority
+
+# Strings of the batch being gathered (stop reasons, error reports), sent with it.
+_STRINGS: list[str] = []
 
 _ERRORS = {"InvalidAction": InvalidAction, "BudgetExceeded": BudgetExceeded, "ValueError": ValueError}
 
@@ -63,6 +68,8 @@ class RemoteEpisode:
         "_confidence",
         "_prunes",
         "_done",
+        "_active",
+        "_vote",
     )
 
     def __init__(self, slot: int, info: tuple, hub: Any) -> None:
@@ -81,15 +88,24 @@ class RemoteEpisode:
         self._confidence: dict[tuple[int, int], float] | None = {} if has_conf else None
         self._prunes = 0
         self._done = False
+        self._active: list[int] = []  # active branches in opening order
+        self._vote: tuple[int, tuple[int, int, int]] = (0, (NO_ANSWER_ID, 0, 0))  # (finished, their vote)
 
     # ------------------------------------------------------------- channel
-    def _ask(self, op: int, *args: Any) -> Any:
-        value, rows, probes, error = self._hub.switch([self._slot, op, *args])
+    def _ask(self, request: list) -> Any:
+        """Send ``[slot, op, args...]`` (flat ints: see :mod:`~autotts_gym.isolation.wire`)
+        and take in what the reply revealed."""
+        try:
+            packed = array("q", request)
+        except (TypeError, OverflowError):
+            raise InvalidAction(f"{wire.OP_NAMES[request[1]]}: its arguments are ints, got {request[2:]!r}"[:300]) from None
+        value, rows, probes, error = self._hub.switch(packed)
         if probes:  # (branches, depths, answers[, confidences]): probed, hence active there
             js, ds, answers = probes[0], probes[1], probes[2]
             depth = self._depth
-            if max(js) >= len(depth):
-                self._open(max(js))
+            top = max(js)
+            if top >= len(depth):
+                self._open(top)
             any(map(depth.__setitem__, js, ds))  # C-level loops: setitem returns None
             any(map(self._latest.__setitem__, js, answers))
             any(map(self._probed_at.__setitem__, js, ds))
@@ -100,6 +116,8 @@ class RemoteEpisode:
             for j, d, status, latest_answer, tokens, finished in rows:
                 if j >= len(self._depth):
                     self._open(j)
+                if status != ACTIVE and self._status[j] == ACTIVE:
+                    self._active.remove(j)
                 self._depth[j] = d
                 self._status[j] = status
                 self._latest[j] = latest_answer
@@ -114,6 +132,7 @@ class RemoteEpisode:
 
     def _open(self, j: int) -> None:
         while len(self._depth) <= j:
+            self._active.append(len(self._depth))
             self._depth.append(0)
             self._status.append(ACTIVE)
             self._latest.append(NO_ANSWER_ID)
@@ -123,19 +142,19 @@ class RemoteEpisode:
     # ------------------------------------------------------------- actions
     def branch(self) -> int:
         """BRANCH: open the next branch, decode its first interval; its number."""
-        return self._ask(wire.BRANCH)
+        return self._ask([self._slot, wire.BRANCH])
 
     def continue_branch(self, j: int) -> int:
         """CONTINUE(j): one more interval; the final answer if it finished, else -1."""
-        return self._ask(wire.CONTINUE, j)
+        return self._ask([self._slot, wire.CONTINUE, j])
 
     def probe(self, j: int) -> int:
         """PROBE(j): reveal branch j's answer at its current depth."""
-        return self._ask(wire.PROBE, j)
+        return self._ask([self._slot, wire.PROBE, j])
 
     def prune(self, j: int) -> None:
         """PRUNE(j): deactivate branch j; what it revealed stays."""
-        self._ask(wire.PRUNE, j)
+        self._ask([self._slot, wire.PRUNE, j])
         self._prunes += 1
 
     def answer(self, answer: int | None = None, reason: str = "answer") -> None:
@@ -145,42 +164,47 @@ class RemoteEpisode:
             raise InvalidAction(f"ANSWER({answer!r}): an answer is an answer id this episode revealed, a plain int")
         if type(reason) is not str:
             raise InvalidAction(f"a stop reason is a str, not {type(reason).__name__}")
-        self._ask(wire.ANSWER, answer, reason)
+        _STRINGS.append(reason)
+        self._ask([self._slot, wire.ANSWER, wire.NONE if answer is None else answer, len(_STRINGS) - 1])
         self._done = True
 
     def open_and_probe(self) -> tuple[int, int]:
         """BRANCH then PROBE the new branch; ``(branch, answer)``."""
-        j, a = self._ask(wire.OPEN_AND_PROBE)
+        j, a = self._ask([self._slot, wire.OPEN_AND_PROBE])
         return j, a
 
     def open_and_probe_many(self, n: int) -> list[int]:
         """:meth:`open_and_probe` ``n`` times; the revealed answers."""
         j0 = len(self._depth)
-        self._ask(wire.OPEN_AND_PROBE_MANY, n)
+        self._ask([self._slot, wire.OPEN_AND_PROBE_MANY, n])
         return self._latest[j0:]
 
     def continue_and_probe(self, j: int) -> int:
         """CONTINUE(j) then PROBE(j) unless it finished; the revealed answer."""
-        return self._ask(wire.CONTINUE_AND_PROBE, j)
+        return self._ask([self._slot, wire.CONTINUE_AND_PROBE, j])
 
     def continue_and_probe_many(self, branches: Any, bursts: Any = None) -> list[int]:
         """:meth:`continue_and_probe` on each branch in turn (``bursts[i]`` times, cut short
         when it finishes); each branch's last revealed answer."""
         js = list(branches)
-        self._ask(wire.CONTINUE_AND_PROBE_MANY, js, None if bursts is None else list(bursts))
+        if bursts is None:
+            self._ask([self._slot, wire.CONTINUE_AND_PROBE_MANY, len(js), *js, wire.NONE])
+        else:
+            bursts = list(bursts)
+            self._ask([self._slot, wire.CONTINUE_AND_PROBE_MANY, len(js), *js, len(bursts), *bursts])
         latest = self._latest
         return [latest[j] for j in js]
 
     def read_whole(self) -> tuple[int, int]:
         """Open the next branch and read it whole; ``(branch, final answer)``."""
-        j, a = self._ask(wire.READ_WHOLE)
+        j, a = self._ask([self._slot, wire.READ_WHOLE])
         self._whole.add(j)
         return j, a
 
     def read_whole_many(self, n: int) -> list[int]:
         """:meth:`read_whole` ``n`` times; the final answers."""
         j0 = len(self._depth)
-        self._ask(wire.READ_WHOLE_MANY, n)
+        self._ask([self._slot, wire.READ_WHOLE_MANY, n])
         self._whole.update(range(j0, len(self._depth)))
         return self._latest[j0:]
 
@@ -250,16 +274,16 @@ class RemoteEpisode:
     @property
     def active_branches(self) -> list[int]:
         """Active branches in opening order."""
-        return [j for j, s in enumerate(self._status) if s == ACTIVE]
+        return list(self._active)
 
     def active_by_depth(self, deepest_first: bool = True) -> list[int]:
         """Active branches by depth (deepest first by default); ties in opening order."""
-        return sorted(self.active_branches, key=self._depth.__getitem__, reverse=deepest_first)
+        return sorted(self._active, key=self._depth.__getitem__, reverse=deepest_first)
 
     @property
     def num_active(self) -> int:
         """Number of active branches."""
-        return self._status.count(ACTIVE)
+        return len(self._active)
 
     @property
     def num_finished(self) -> int:
@@ -268,9 +292,11 @@ class RemoteEpisode:
 
     def finished_vote(self) -> tuple[int, int, int]:
         """``(winner, v1, v2)`` of the finished answers, ties to the first finished."""
-        from autotts_gym.voting import majority
-
-        return majority(self._finals)
+        size, vote = self._vote
+        if size != len(self._finals):
+            vote = majority(self._finals)
+            self._vote = (len(self._finals), vote)
+        return vote
 
     @property
     def finished_answers(self) -> list[int]:
@@ -385,9 +411,10 @@ def main(argv: list[str] | None = None) -> None:
 
     import agents.base  # noqa: F401
     import autotts_gym.engine  # noqa: F401  (the protocol's names, as candidates import them)
-    from autotts_gym.voting import beta_confidence
+    from autotts_gym.voting import preload_confidence
 
-    beta_confidence(1, 0)
+    with open(os.path.join(os.path.dirname(config["source"]), "confidence.json")) as fh:
+        preload_confidence(json.load(fh))
     source = open(config["source"], encoding="utf-8").read()
     filename = config["filename"]
     import linecache
@@ -616,9 +643,10 @@ def _play(module: types.ModuleType, job: dict, channel: socket.socket) -> None:
         try:
             controller(episode)
         except BaseException as err:  # noqa: B036 - reported, the engine fails the unit
-            message = f"{type(err).__name__}: {err}"[:2000]
-            return [episode._slot, wire.FAIL, message, "\n".join(_frames(err, filename))]
-        return [episode._slot, wire.END]
+            _STRINGS.append(f"{type(err).__name__}: {err}"[:2000])
+            _STRINGS.append("\n".join(_frames(err, filename)))
+            return array("q", (episode._slot, wire.FAIL, len(_STRINGS) - 2, len(_STRINGS) - 1))
+        return array("q", (episode._slot, wire.END))
 
     # (greenlet, what to send it): the episode to start with, then the engine's reply.
     pending = [(greenlet.greenlet(play_one), RemoteEpisode(slot, tuple(info), hub)) for slot, info in job["episodes"]]
@@ -628,9 +656,10 @@ def _play(module: types.ModuleType, job: dict, channel: socket.socket) -> None:
             requests.append(g.switch(value))
             if not g.dead:
                 waiting.append((len(requests) - 1, g))
-        wire.send_frame(channel, wire.pack_requests(requests))
+        wire.send_frame(channel, wire.pack_arrays(requests, _STRINGS))
+        _STRINGS.clear()
         kind, replies = wire.recv_data(channel)
         if kind != "replies":
             raise _Failure("engine", str(replies))
         pending = [(g, replies[i]) for i, g in waiting]
-    wire.send_frame(channel, wire.pack_requests([]))  # an empty batch: done
+    wire.send_frame(channel, wire.pack_arrays([], []))  # an empty batch: done

@@ -74,6 +74,9 @@ _GENERATED = {
 _PACKAGES = ("numpy", "scipy", "greenlet")
 
 SANDBOX_ROOT = "/sandbox"
+# Vote counts up to which the container gets beta confidences precomputed (beyond, it
+# loads scipy, which is mounted).
+CONFIDENCE_VOTES = 160
 SCRATCH = "/scratch"
 # Address space the runtime itself maps (interpreter, numpy, scipy.special, greenlet),
 # added to the controller's own memory limit.
@@ -134,9 +137,18 @@ def stage_runtime(folder: Path, source: str) -> Path:
     for ext in (repo / "autotts_gym").glob("_speedups*.so"):
         shutil.copyfile(ext, root / "lib" / "autotts_gym" / ext.name)
     (root / "candidate.py").write_text(source, encoding="utf-8")
+    # Beta confidences computed here, so the container need not load scipy to vote.
+    (root / "confidence.json").write_text(json.dumps(_confidences()))
     for path in [root, *root.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     return root
+
+
+@cache
+def _confidences() -> list[list[float]]:
+    from autotts_gym.voting import confidence_table
+
+    return confidence_table(CONFIDENCE_VOTES)
 
 
 def _python_mounts() -> list[str]:

@@ -123,7 +123,7 @@ def _play_units(
             )
             if (p, i, q, seed) in trace:
                 traces[(p, i, q, seed)] = (e.trace, r)
-    return rows, traces, sandbox.engine_seconds
+    return rows, traces, (sandbox.engine_seconds, sandbox.requests)
 
 
 def evaluate_isolated(
@@ -199,12 +199,13 @@ def evaluate_isolated(
             description=description, units=units, splits=splits, options=options, key=key, class_name=name,
         )  # fmt: skip
         try:
-            rows, engine_seconds = _run_units(sandbox)
+            rows, (engine_seconds, requests) = _run_units(sandbox)
         finally:
             _JOB.clear()
         timing["play"] = time.monotonic() - lap
         timing["engine"] = engine_seconds
         timing["units"] = len(units)
+        timing["requests"] = requests
         per_cell: dict[tuple[int, int], list[tuple]] = {}
         for p, i, row in rows:
             per_cell.setdefault((p, i), []).append(row)
@@ -242,29 +243,29 @@ def evaluate_isolated(
 _JOB: dict[str, Any] = {}
 
 
-def _share(sandbox: Sandbox, index: int) -> tuple[list, float]:
+def _share(sandbox: Sandbox, index: int) -> tuple[list, tuple[float, int]]:
     j = _JOB
     mine = j["units"][index :: j["workers"]]
-    rows, _, engine = _play_units(sandbox, j["description"], mine, j["splits"], j["options"], j["key"], j["class_name"])
-    return rows, engine
+    rows, _, work = _play_units(sandbox, j["description"], mine, j["splits"], j["options"], j["key"], j["class_name"])
+    return rows, work
 
 
-def _worker(index: int) -> tuple[list, float, tuple | None]:
+def _worker(index: int) -> tuple[list, tuple[float, int], tuple | None]:
     """A forked engine with a container of its own, playing its share of the units."""
     folder = _JOB["folder"] / f"{index}"
     folder.mkdir(mode=0o700)
     try:
         sandbox = Sandbox(folder, _JOB["source"], _JOB["filename"], _JOB["limits"])
         try:
-            rows, engine = _share(sandbox, index)
+            rows, work = _share(sandbox, index)
         finally:
             sandbox.container.close()
-        return rows, engine, None
+        return rows, work, None
     except UnitFailed as err:
-        return [], 0.0, (err.kind, err.message, err.where, err.frames)
+        return [], (0.0, 0), (err.kind, err.message, err.where, err.frames)
 
 
-def _run_units(sandbox: Sandbox) -> tuple[list, float]:
+def _run_units(sandbox: Sandbox) -> tuple[list, tuple[float, int]]:
     """Play every unit: share 0 in ``sandbox``, the others in forked engines with
     containers of their own, side by side."""
     workers = _JOB["workers"]
@@ -273,10 +274,11 @@ def _run_units(sandbox: Sandbox) -> tuple[list, float]:
     ctx = mp.get_context("fork")
     with ctx.Pool(workers - 1) as pool:
         pending = pool.map_async(_worker, range(1, workers))
-        rows, engine = _share(sandbox, 0)
-        for more, seconds, failure in pending.get():
+        rows, (engine, requests) = _share(sandbox, 0)
+        for more, (seconds, count), failure in pending.get():
             if failure is not None:
                 raise UnitFailed(*failure)
             rows += more
             engine += seconds
-    return rows, engine
+            requests += count
+    return rows, (engine, requests)
