@@ -65,12 +65,12 @@ QUESTION_CASES = [
     ("unknown field", _set("difficulty", 3), ["unknown", "'difficulty'"]),
     ("question not str", _set("question", 7), ["'question'", "string", "int"]),
     ("gold not str", _set("gold_answer", 2), ["'gold_answer'", "string", "int"]),
-    ("gold null", _set("gold_answer", None), ["'gold_answer'", "NoneType"]),
-    ("probe_freq zero", _set("probe_freq", 0), ["'probe_freq'", "positive integer"]),
-    ("probe_freq negative", _set("probe_freq", -500), ["'probe_freq'", "positive integer"]),
-    ("probe_freq float", _set("probe_freq", 500.0), ["'probe_freq'", "positive integer"]),
-    ("probe_freq bool", _set("probe_freq", True), ["'probe_freq'", "positive integer"]),
-    ("probe_freq str", _set("probe_freq", "500"), ["'probe_freq'", "positive integer"]),
+    ("gold null", _set("gold_answer", None), ["'gold_answer'", "null"]),
+    ("probe_freq zero", _set("probe_freq", 0), ["'probe_freq'", "integers 1..10000000"]),
+    ("probe_freq negative", _set("probe_freq", -500), ["'probe_freq'", "integers 1..10000000"]),
+    ("probe_freq float", _set("probe_freq", 500.0), ["'probe_freq'", "integers 1..10000000"]),
+    ("probe_freq bool", _set("probe_freq", True), ["'probe_freq'", "integers 1..10000000"]),
+    ("probe_freq str", _set("probe_freq", "500"), ["'probe_freq'", "integers 1..10000000"]),
     ("inconsistent probe_freq", _set("probe_freq", 400), ["'probe_freq'", "400", "question 0 has 500"]),
     ("each_branch not a list", _set("each_branch", {"0": []}), ["'each_branch'", "must be a list", "dict"]),
     ("empty each_branch", _empty_pool, ["'each_branch'", "empty"]),
@@ -83,23 +83,23 @@ QUESTION_CASES = [
     (
         "trace value mismatch",
         lambda q: q["final_answers_trace"].__setitem__(2, "7"),
-        ["'final_answers_trace'[2]", "'7'"],
+        ["final_answers_trace[2]", "'7'"],
     ),
     (
         "branch too short",
         lambda q: q["each_branch"].__setitem__(1, [["1"], 500]),
-        ["'each_branch'[1]", "[probe_answers"],
+        ["each_branch[1]", "[probe_answers"],
     ),
-    ("branch too long", lambda q: q["each_branch"][1].append("x"), ["'each_branch'[1]", "[probe_answers"]),
-    ("branch an object", lambda q: q["each_branch"].__setitem__(1, {"a": 1}), ["'each_branch'[1]", "[probe_answers"]),
-    ("probe_answers not a list", _set_branch(0, 0, "1 2"), ["'each_branch'[0][0]", "probe_answers", "list"]),
-    ("probe answer not str", _set_branch(0, 0, ["1", 2]), ["'each_branch'[0][0][1]", "probe answer", "string"]),
-    ("probe answer null", _set_branch(0, 0, [None]), ["'each_branch'[0][0][0]", "probe answer", "null"]),
-    ("total_tokens negative", _set_branch(2, 1, -5), ["'each_branch'[2][1]", "total_tokens", "negative", "-5"]),
-    ("total_tokens float", _set_branch(2, 1, 300.5), ["'each_branch'[2][1]", "total_tokens", "integer", "300.5"]),
-    ("total_tokens bool", _set_branch(2, 1, True), ["'each_branch'[2][1]", "total_tokens", "integer", "true"]),
-    ("total_tokens str", _set_branch(2, 1, "300"), ["'each_branch'[2][1]", "total_tokens", "integer", "'300'"]),
-    ("final_answer not str", _bad_final, ["'each_branch'[0][2]", "final_answer", "string"]),
+    ("branch too long", lambda q: q["each_branch"][1].append("x"), ["each_branch[1]", "[probe_answers"]),
+    ("branch an object", lambda q: q["each_branch"].__setitem__(1, {"a": 1}), ["each_branch[1]", "[probe_answers"]),
+    ("probe_answers not a list", _set_branch(0, 0, "1 2"), ["each_branch[0][0]", "probe_answers", "list"]),
+    ("probe answer not str", _set_branch(0, 0, ["1", 2]), ["each_branch[0][0][1]", "'probe_answers'", "string"]),
+    ("probe answer null", _set_branch(0, 0, [None]), ["each_branch[0][0][0]", "'probe_answers'", "null"]),
+    ("total_tokens negative", _set_branch(2, 1, -5), ["each_branch[2][1]", "total_tokens", "negative", "-5"]),
+    ("total_tokens float", _set_branch(2, 1, 300.5), ["each_branch[2][1]", "total_tokens", "integer", "300.5"]),
+    ("total_tokens bool", _set_branch(2, 1, True), ["each_branch[2][1]", "total_tokens", "integer", "true"]),
+    ("total_tokens str", _set_branch(2, 1, "300"), ["each_branch[2][1]", "total_tokens", "integer", "'300'"]),
+    ("final_answer not str", _bad_final, ["each_branch[0][2]", "final_answer", "string"]),
 ]
 
 
@@ -165,7 +165,7 @@ def test_folder_names_splits_by_model_and_benchmark(tmp_path):
 def test_one_bad_file_among_many_fails_the_whole_import(tmp_path):
     good = write_json(tmp_path / "A" / "b1.json", [release_question()])
     bad = write_json(tmp_path / "A" / "b2.json", two_questions(_set("gold_answer", 3)))
-    with pytest.raises(StoreError, match=rf"^{bad}: question 1: field 'gold_answer'"):
+    with pytest.raises(StoreError, match=rf"^{bad}: question 1, field 'gold_answer'"):
         import_release([good, bad])
 
 

@@ -275,9 +275,12 @@ def _saved(tmp_path) -> tuple:
         (lambda m: m["splits"][0].pop("path"), r"splits\[0\] lacks field 'path'"),
         (
             lambda m: m["splits"][0].__setitem__("interval_tokens", "500"),
-            "'interval_tokens' must be a positive integer",
+            r"'interval_tokens': must be an integer, got str '500' \(allowed: integers 1\.\.10000000\)",
         ),
-        (lambda m: m["splits"][0].__setitem__("interval_tokens", 0), "'interval_tokens' must be a positive integer"),
+        (
+            lambda m: m["splits"][0].__setitem__("interval_tokens", 0),
+            r"'interval_tokens': is out of range: 0 \(allowed: integers 1\.\.10000000\)",
+        ),
         (lambda m: m["splits"][0].__setitem__("model", 3), r"splits\[0\]: field 'model' must be a non-empty string"),
     ],
     ids=[
