@@ -58,6 +58,14 @@ class StoreError(ValueError):
     """A store or source file is malformed; the message names file, question and field."""
 
 
+class JsonSyntaxError(StoreError):
+    """Malformed JSON; ``lineno``, ``colno`` and ``msg`` as in :class:`json.JSONDecodeError`."""
+
+    def __init__(self, message: str, lineno: int, colno: int, msg: str) -> None:
+        super().__init__(message)
+        self.lineno, self.colno, self.msg = lineno, colno, msg
+
+
 # ----------------------------------------------------------------------------- messages
 def where(
     file: str | os.PathLike | None = None,
@@ -330,7 +338,9 @@ def load_json(
         data = json.loads(text, object_pairs_hook=_pairs_hook(found))
     except json.JSONDecodeError as err:
         loc = _at(path, describe(path_at(text, err.pos)))
-        raise StoreError(f"{loc}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+        raise JsonSyntaxError(
+            f"{loc}: malformed JSON at line {err.lineno} column {err.colno}: {err.msg}", err.lineno, err.colno, err.msg
+        ) from None
     except RecursionError:
         deep = path_at(text, len(text), max_depth=MAX_JSON_DEPTH)
         raise bound_error(
