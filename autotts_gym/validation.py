@@ -344,8 +344,8 @@ def load_json(
     except RecursionError:
         deep = path_at(text, len(text), max_depth=MAX_JSON_DEPTH)
         raise bound_error(
-            _at(path, describe(deep[:MAX_JSON_DEPTH])),
-            f"JSON nested deeper than {MAX_JSON_DEPTH} levels",
+            _at(path, describe(deep[:6])),
+            f"JSON nested deeper than {MAX_JSON_DEPTH} levels below this point",
             f"at most {MAX_JSON_DEPTH} levels of lists and objects",
         ) from None
     except ValueError as err:  # e.g. an integer of more than 4300 digits
@@ -363,7 +363,7 @@ def load_json(
     if _LONE_SURROGATE_ESCAPE.search(raw):
         hit = _find(data, _lone_surrogate)
         if hit is not None:
-            raise bound_error(_at(path, describe(hit[0])), hit[1], "valid Unicode (paired surrogates only)")
+            raise bound_error(_at(path, describe(hit[0])), hit[1], "valid Unicode, surrogates only in pairs")
     return data
 
 
