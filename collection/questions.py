@@ -109,14 +109,12 @@ def _field(path: Path, i: int, record: Any, name: str, max_chars: int) -> str:
     return text
 
 
-def _describe_record(first: int) -> Any:
-    def describe(json_path: JsonPath) -> str:
-        if not json_path or not isinstance(json_path[0], int):
-            return f"record {first}" if first >= 0 else ""
-        rest = json_path_text(json_path[1:]) if len(json_path) > 1 else ""
-        return f"record {first + json_path[0]}" + (f", field {rest}" if rest else "")
-
-    return describe
+def _describe_record(json_path: JsonPath) -> str:
+    """``record 3, field answer`` for a JSON path into a list of question objects."""
+    if not json_path or not isinstance(json_path[0], int):
+        return ""
+    rest = json_path_text(json_path[1:]) if len(json_path) > 1 else ""
+    return f"record {json_path[0]}" + (f", field {rest}" if rest else "")
 
 
 def _read_jsonl(path: Path) -> list[Any]:
@@ -148,7 +146,7 @@ def _describe_line(record: int, lineno: int) -> Any:
 
 def _read_json(path: Path) -> list[Any]:
     try:
-        data = load_json(path, _describe_record(-1))
+        data = load_json(path, _describe_record)
     except StoreError as err:
         raise QuestionFileError(str(err)) from None
     if not isinstance(data, list):
