@@ -33,13 +33,26 @@ from typing import Any
 
 import numpy as np
 
+from autotts_gym.validation import (
+    ALLOWED_INTERVAL,
+    ALLOWED_TOTAL_TOKENS,
+    MAX_INTERVAL_TOKENS,
+    MAX_TOTAL_TOKENS,
+    MIN_INTERVAL_TOKENS,
+    StoreError,
+    bound_error,
+    check_int,
+    check_split,
+    load_json,
+    where,
+)
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "NO_ANSWER", "QuestionData", "Split", "SplitInfo", "Store", "StoreError",
+           "load_store"]
+
 FORMAT_NAME = "autotts-store"
 FORMAT_VERSION = 1
 NO_ANSWER = "ERR"
-
-
-class StoreError(ValueError):
-    """A store or source file is malformed; the message names file, question and field."""
 
 
 @dataclass(frozen=True)
@@ -430,6 +443,8 @@ class Store:
         target = Path(path)
         if target.exists() and not overwrite:
             raise FileExistsError(f"{target} exists; pass overwrite=True (--overwrite) to replace it")
+        for split in self.splits:  # refuse to write a store that would not load
+            check_split(split)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
@@ -484,10 +499,7 @@ class Store:
         manifest_path = folder / "manifest.json"
         if not manifest_path.is_file():
             raise StoreError(f"{folder}: not a store (no manifest.json)")
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except json.JSONDecodeError as err:
-            raise StoreError(f"{manifest_path}: malformed JSON: {err}") from None
+        manifest = load_json(manifest_path)
         if not isinstance(manifest, dict):
             raise StoreError(f"{manifest_path}: expected a JSON object, got {type(manifest).__name__}")
         if manifest.get("format") != FORMAT_NAME:
@@ -509,18 +521,27 @@ class Store:
 
 def _manifest_split_info(entry: Any, i: int, manifest_path: Path) -> SplitInfo:
     """Validate ``splits[i]`` of a manifest and build its SplitInfo."""
-    where = f"{manifest_path}: splits[{i}]"
+    loc = f"{manifest_path}: splits[{i}]"
     if not isinstance(entry, dict):
-        raise StoreError(f"{where} must be an object, got {type(entry).__name__}")
+        raise StoreError(f"{loc} must be an object, got {type(entry).__name__}")
     for key in ("model", "benchmark", "path", "interval_tokens"):
         if key not in entry:
-            raise StoreError(f"{where} lacks field {key!r}")
+            raise StoreError(f"{loc} lacks field {key!r}")
     for key in ("model", "benchmark", "path"):
         if not isinstance(entry[key], str) or not entry[key]:
-            raise StoreError(f"{where}: field {key!r} must be a non-empty string, got {entry[key]!r}")
-    delta = entry["interval_tokens"]
-    if isinstance(delta, bool) or not isinstance(delta, int) or delta <= 0:
-        raise StoreError(f"{where}: field 'interval_tokens' must be a positive integer, got {delta!r}")
+            raise StoreError(f"{loc}: field {key!r} must be a non-empty string, got {entry[key]!r}")
+    rel = Path(entry["path"])
+    if rel.is_absolute() or ".." in rel.parts:
+        raise bound_error(f"{loc}: field 'path'", f"{entry['path']!r} leaves the store folder",
+                          "a relative path inside the store, without '..'")
+    delta = check_int(entry["interval_tokens"], MIN_INTERVAL_TOKENS, MAX_INTERVAL_TOKENS,
+                      f"{loc}: field 'interval_tokens'", ALLOWED_INTERVAL)
+    for key, kind, default in (("sampling", dict, {}), ("extra", dict, {}), ("source", str, ""),
+                               ("no_answer", str, NO_ANSWER)):
+        value = entry.get(key, default)
+        if not isinstance(value, kind) or (key == "no_answer" and not value):
+            raise bound_error(f"{loc}: field {key!r}", f"got {type(value).__name__} {value!r:.60}",
+                              "an object" if kind is dict else ("a non-empty string" if key == "no_answer" else "a string"))
     return SplitInfo(
         model=entry["model"],
         benchmark=entry["benchmark"],
@@ -588,21 +609,32 @@ def _read_split(folder: Path, info: SplitInfo) -> Split:
     for name in ("question_index", "probe_answers", "total_tokens", "final_answer"):
         if name not in btable.column_names:
             raise StoreError(f"{bpath}: missing column {name!r}")
-    questions = qtable.column("question").to_pylist()
-    golds = qtable.column("gold_answer").to_pylist()
+    _check_column_types(qpath, qtable, bpath, btable, info.name)
+    questions = _strings(qpath, qtable.column("question"), info.name, "question")
+    golds = _strings(qpath, qtable.column("gold_answer"), info.name, "gold_answer")
     qidx = btable.column("question_index").to_numpy()
     if len(qidx) and np.any(np.diff(qidx) < 0):
         raise StoreError(f"{bpath}: rows must be sorted by question_index")
+    if len(qidx) and (qidx[0] < 0 or qidx[-1] >= len(questions)):
+        row = int(np.argmax((qidx < 0) | (qidx >= len(questions))))
+        raise bound_error(where(bpath, split=info.name, field="question_index"),
+                          f"row {row} refers to question {int(qidx[row])}", f"0..{len(questions) - 1}, the rows of {qpath}")
     counts = np.bincount(qidx, minlength=len(questions)) if len(qidx) else np.zeros(len(questions), np.int64)
-    if len(counts) != len(questions):
-        raise StoreError(f"{bpath}: question_index refers to questions missing from {qpath}")
     branch_offsets = np.concatenate([[0], np.cumsum(counts)])
+    if "branch_index" in btable.column_names:
+        bidx = btable.column("branch_index").to_numpy()
+        expected = np.arange(len(qidx)) - np.repeat(branch_offsets[:-1], counts)
+        if np.any(bidx != expected):
+            row = int(np.argmax(bidx != expected))
+            q = int(qidx[row])
+            raise bound_error(where(bpath, split=info.name, question=q, branch=int(expected[row]), field="branch_index"),
+                              f"is {int(bidx[row])} in row {row}", "0, 1, ... within each question, in row order")
 
     probes = btable.column("probe_answers")
-    if probes.null_count or btable.column("final_answer").null_count:
-        raise StoreError(f"{bpath}: null probe_answers or final_answer")
     lengths = np.concatenate([pc.list_value_length(c).to_numpy(zero_copy_only=False) for c in probes.chunks] or [[]])
     probe_offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    for column in ("probe_answers", "final_answer"):
+        _check_dictionary_utf8(bpath, btable.column(column), info.name, column, qidx, branch_offsets, probe_offsets)
     # Intern answers: one global dictionary for the split, then per question a small
     # vocabulary (ids are per question so that a vote array stays tiny). Ids are given
     # in first-seen order over (probes of branch 0, its final, probes of branch 1, ...),
@@ -636,20 +668,116 @@ def _read_split(folder: Path, info: SplitInfo) -> Split:
     del probe_global, final_global
     conf = None
     if "probe_confidence" in btable.column_names:
-        conf = btable.column("probe_confidence").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        column = btable.column("probe_confidence")
+        conf_lengths = np.concatenate(
+            [pc.list_value_length(c).fill_null(-1).to_numpy(zero_copy_only=False) for c in column.chunks] or [[]]
+        )
+        if np.any(conf_lengths != lengths):
+            row = int(np.argmax(conf_lengths != lengths))
+            q = int(qidx[row])
+            raise bound_error(
+                where(bpath, split=info.name, question=q, branch=row - int(branch_offsets[q]), field="probe_confidence"),
+                f"has {max(0, int(conf_lengths[row]))} values for {int(lengths[row])} probe answers",
+                "one float (or NaN) per probe answer",
+            )
+        conf = column.combine_chunks().flatten().to_numpy(zero_copy_only=False)
         conf = np.nan_to_num(conf.astype(np.float32), nan=np.nan)
-    return Split(
-        info,
-        questions,
-        golds,
-        branch_offsets,
-        probe_offsets,
-        probe_ids,
-        final_ids,
-        btable.column("total_tokens").to_numpy(),
-        vocabs,
-        conf,
-    )
+    totals = btable.column("total_tokens").to_numpy()
+    split = Split(info, questions, golds, branch_offsets, probe_offsets, probe_ids, final_ids,
+                  _checked_totals(bpath, totals, info.name, qidx, branch_offsets), vocabs, conf)
+    check_split(split, bpath, qpath)
+    return split
+
+
+def _check_column_types(qpath: Path, qtable: Any, bpath: Path, btable: Any, name: str) -> None:
+    """Arrow types and nulls of the columns (a hand-edited store fails here, by file and field)."""
+    import pyarrow as pa
+
+    def is_string(t: Any) -> bool:
+        return pa.types.is_string(t) or pa.types.is_large_string(t) or (
+            pa.types.is_dictionary(t) and (pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type))
+        )
+
+    checks = [
+        (qpath, qtable, "question", is_string, "strings"),
+        (qpath, qtable, "gold_answer", is_string, "strings"),
+        (bpath, btable, "question_index", pa.types.is_integer, "integers"),
+        (bpath, btable, "branch_index", pa.types.is_integer, "integers"),
+        (bpath, btable, "total_tokens", pa.types.is_integer, ALLOWED_TOTAL_TOKENS),
+        (bpath, btable, "final_answer", is_string, "strings"),
+        (bpath, btable, "probe_answers",
+         lambda t: (pa.types.is_list(t) or pa.types.is_large_list(t)) and is_string(t.value_type), "lists of strings"),
+        (bpath, btable, "probe_confidence",
+         lambda t: (pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_floating(t.value_type),
+         "lists of floats"),
+    ]
+    for path, table, column, ok, allowed in checks:
+        if column not in table.column_names:
+            continue
+        col = table.column(column)
+        if not ok(col.type):
+            raise bound_error(where(path, split=name, field=column), f"has Arrow type {col.type}", allowed)
+        if col.null_count:
+            row = int(np.argmax(np.concatenate([c.is_null().to_numpy(zero_copy_only=False) for c in col.chunks])))
+            raise bound_error(where(path, split=name, field=column), f"is null in row {row}", f"{allowed}, no nulls")
+    if any(c.flatten().null_count for c in btable.column("probe_answers").chunks):
+        raise bound_error(where(bpath, split=name, field="probe_answers"), "holds a null answer", "strings, no nulls")
+    if "question_index" in qtable.column_names:
+        qi = qtable.column("question_index")
+        if not pa.types.is_integer(qi.type) or qi.null_count or np.any(qi.to_numpy() != np.arange(len(qi))):
+            raise bound_error(where(qpath, split=name, field="question_index"), "is not the row number",
+                              "integers 0, 1, 2, ... in row order")
+
+
+def _strings(path: Path, column: Any, name: str, field: str) -> list[str]:
+    """A string column as Python strings; invalid UTF-8 names the row."""
+    try:
+        return column.to_pylist()
+    except UnicodeDecodeError:
+        row = next(i for i in range(len(column)) if _bad_utf8(column, i))
+        raise bound_error(where(path, split=name, question=row, field=field), "is not valid UTF-8", "UTF-8 text") from None
+
+
+def _bad_utf8(column: Any, i: int) -> bool:
+    try:
+        column[i].as_py()
+    except UnicodeDecodeError:
+        return True
+    return False
+
+
+def _check_dictionary_utf8(path: Path, column: Any, name: str, field: str, qidx: np.ndarray,
+                           branch_offsets: np.ndarray, probe_offsets: np.ndarray) -> None:
+    """Invalid UTF-8 in the (small) answer dictionaries, located at its first row."""
+    import pyarrow as pa
+
+    start = 0  # first flattened value of the chunk
+    for chunk in column.chunks:
+        values = chunk.flatten() if field == "probe_answers" else chunk
+        if pa.types.is_dictionary(values.type):
+            dictionary = values.dictionary
+            try:
+                dictionary.validate(full=True)
+            except pa.ArrowInvalid:
+                bad = [i for i in range(len(dictionary)) if _bad_utf8(dictionary, i)]
+                pos = int(np.flatnonzero(np.isin(values.indices.to_numpy(zero_copy_only=False), bad))[0]) + start
+                row = pos if field == "final_answer" else int(np.searchsorted(probe_offsets, pos, "right") - 1)
+                q = int(qidx[row])
+                raise bound_error(where(path, split=name, question=q, branch=row - int(branch_offsets[q]), field=field),
+                                  "holds an answer that is not valid UTF-8", "UTF-8 text") from None
+        start += len(values)
+
+
+def _checked_totals(path: Path, totals: np.ndarray, name: str, qidx: np.ndarray, branch_offsets: np.ndarray) -> np.ndarray:
+    """``total_tokens`` as int64 once every value is in 0..MAX_TOTAL_TOKENS (uint64 too)."""
+    bad = (totals < 0) | (totals > MAX_TOTAL_TOKENS)
+    if bad.any():
+        row = int(np.argmax(bad))
+        q = int(qidx[row])
+        raise bound_error(where(path, split=name, question=q, branch=row - int(branch_offsets[q]), field="total_tokens"),
+                          f"is {'negative' if totals[row] < 0 else 'out of range'}: {int(totals[row])}",
+                          ALLOWED_TOTAL_TOKENS)
+    return totals.astype(np.int64, copy=False)
 
 
 def _global_ids(chunks, index: dict[str, int]) -> np.ndarray:

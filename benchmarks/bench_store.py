@@ -2,6 +2,7 @@
 
     python benchmarks/bench_store.py                       # 10,000 questions x 256 branches
     python benchmarks/bench_store.py --questions 1000      # a quicker run
+    python benchmarks/bench_store.py --load STORE --repeat 20  # only time Store.load of STORE
 
 Prints generation, save and load times, the store's size on disk, resident memory after
 each phase (and the process peak), the time to build the engine's view of a question
@@ -76,6 +77,24 @@ def probe_episode(split: Split, question: int, seed: int, width: int = 16) -> in
     return episode.answer().tokens
 
 
+def time_load(path: Path, repeat: int) -> None:
+    """Load the store ``repeat`` times; print the minimum and median wall and CPU times."""
+    walls, cpus = [], []
+    for _ in range(repeat):
+        with Phase() as phase:
+            store = Store.load(path)
+        walls.append(phase.wall)
+        cpus.append(phase.cpu)
+        del store
+        gc.collect()
+    walls.sort()
+    cpus.sort()
+    print(
+        f"load {path} x{repeat}: wall min {1000 * walls[0]:.1f} ms, median {1000 * walls[len(walls) // 2]:.1f} ms; "
+        f"CPU min {1000 * cpus[0]:.1f} ms, median {1000 * cpus[len(cpus) // 2]:.1f} ms"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=int, default=10_000)
@@ -83,7 +102,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES))
     parser.add_argument("--episodes", type=int, default=20, help="engine episodes per kind")
+    parser.add_argument("--load", metavar="STORE", help="only time Store.load of this store folder, --repeat times")
+    parser.add_argument("--repeat", type=int, default=10, help="loads timed with --load")
     args = parser.parse_args()
+    if args.load:
+        time_load(Path(args.load), args.repeat)
+        return
 
     print(f"start: rss {rss_mb():.0f} MB")
     with Phase() as phase:

@@ -10,7 +10,8 @@ Collection keeps what the model wrote (the raw content of its last ``\\boxed{}``
 * :class:`AnswerCanonicalizer` maps every answer that math-verify finds equivalent to
   the gold answer onto the gold string, so the store's exact string comparison grades
   ``0.5`` and ``\\frac{1}{2}`` alike. An unparseable answer becomes ``NO_ANSWER``
-  (``"ERR"``, as in the release).
+  (``"ERR"``, as in the release), and so does one longer than the store's bound
+  ``MAX_ANSWER_CHARS`` (4096 characters; no such box is an answer to compare).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import re
 
 from autotts_gym.store import NO_ANSWER
+from autotts_gym.validation import MAX_ANSWER_CHARS
 
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
 
@@ -118,10 +120,12 @@ class AnswerCanonicalizer:
             self._gold_parsed = parse(f"${self.gold}$")
 
     def __call__(self, raw: str | None) -> str:
-        """The store string of one raw answer (``None`` -> ``NO_ANSWER``)."""
+        """The store string of one raw answer (``None`` or too long -> ``NO_ANSWER``)."""
         if raw is None:
             return NO_ANSWER
         norm = normalize_answer(raw)
+        if len(norm) > MAX_ANSWER_CHARS:
+            return NO_ANSWER
         known = self._cache.get(norm)
         if known is None:
             known = self.gold if self._equivalent_to_gold(norm) else norm

@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from autotts_gym.validation import MAX_INTERVAL_TOKENS, MAX_TOTAL_TOKENS
+
 DEFAULT_PROMPT = "{question}\nPlease reason step by step, and put your final answer within \\boxed{}."
 # Close the thinking block and open a box: the model's next few tokens are its answer now.
 DEFAULT_PROBE_SUFFIX = "\n</think>\n\n**Final Answer**\n\n\\boxed{"
@@ -174,6 +176,12 @@ class CollectConfig:
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"setting {name!r} must be at least 1, got {getattr(self, name)}")
+        for name, bound in (("interval_tokens", MAX_INTERVAL_TOKENS), ("max_tokens", MAX_TOTAL_TOKENS)):
+            if int(getattr(self, name)) > bound:
+                raise ConfigError(
+                    f"setting {name!r} must be at most {bound} (the store's bound, docs/store-format.md), "
+                    f"got {getattr(self, name)}"
+                )
         if self.trajectories_per_shard is not None and not 1 <= self.trajectories_per_shard <= self.trajectories:
             raise ConfigError(
                 f"setting 'trajectories_per_shard' must be between 1 and trajectories ({self.trajectories}), "

@@ -2,17 +2,30 @@
 
 The field names are configurable (``--question-field``, ``--answer-field``) because every
 benchmark spells them differently (``problem``/``answer``, ``question``/``solution``, ...).
-Errors name the file, the record and the field.
+Errors name the file, the record and the field. JSON and JSONL are read strictly
+(:func:`autotts_gym.validation.load_json`: no repeated keys, no lone surrogates, no
+nesting too deep to parse); a question has at most ``MAX_QUESTION_CHARS`` characters and a
+gold answer at most ``MAX_ANSWER_CHARS`` (docs/store-format.md, "Bounds on the data").
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from autotts_gym.validation import (
+    MAX_ANSWER_CHARS,
+    MAX_QUESTION_CHARS,
+    JsonPath,
+    JsonSyntaxError,
+    StoreError,
+    json_path_text,
+    load_json,
+    text_problem,
+)
 
 FORMATS = ("jsonl", "json", "csv", "parquet")
 
@@ -69,13 +82,13 @@ def read_questions(
         raise QuestionFileError(f"{path}: no questions")
     questions = []
     for i, record in enumerate(records):
-        text = _field(path, i, record, question_field)
-        gold = _field(path, i, record, answer_field)
+        text = _field(path, i, record, question_field, MAX_QUESTION_CHARS)
+        gold = _field(path, i, record, answer_field, MAX_ANSWER_CHARS)
         questions.append(Question(index=i, text=text, gold=gold))
     return questions
 
 
-def _field(path: Path, i: int, record: Any, name: str) -> str:
+def _field(path: Path, i: int, record: Any, name: str, max_chars: int) -> str:
     if not isinstance(record, dict):
         raise QuestionFileError(f"{path}: record {i} is a {type(record).__name__}, expected an object")
     if name not in record:
@@ -88,35 +101,65 @@ def _field(path: Path, i: int, record: Any, name: str) -> str:
     text = str(value).strip()
     if not text:
         raise QuestionFileError(f"{path}: record {i}, field {name!r} is empty")
+    problem = text_problem(text, max_chars)
+    if problem is not None:
+        raise QuestionFileError(
+            f"{path}: record {i}, field {name!r}: {problem} (allowed: at most {max_chars} characters, valid Unicode)"
+        )
     return text
 
 
+def _describe_record(json_path: JsonPath) -> str:
+    """``record 3, field answer`` for a JSON path into a list of question objects."""
+    if not json_path or not isinstance(json_path[0], int):
+        return ""
+    rest = json_path_text(json_path[1:]) if len(json_path) > 1 else ""
+    return f"record {json_path[0]}" + (f", field {rest}" if rest else "")
+
+
 def _read_jsonl(path: Path) -> list[Any]:
-    records = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise QuestionFileError(f"{path}: line {lineno} is not valid JSON: {err.msg}") from None
+    records: list[Any] = []
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise QuestionFileError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = load_json(path, _describe_line(len(records), lineno), text=line)
+        except JsonSyntaxError as err:
+            raise QuestionFileError(f"{path}: line {lineno} is not valid JSON: {err.msg} (column {err.colno})") from None
+        except StoreError as err:
+            raise QuestionFileError(str(err)) from None
+        records.append(record)
     return records
+
+
+def _describe_line(record: int, lineno: int) -> Any:
+    def describe(json_path: JsonPath) -> str:
+        rest = json_path_text(json_path) if json_path else ""
+        return f"line {lineno} (record {record})" + (f", field {rest}" if rest else "")
+
+    return describe
 
 
 def _read_json(path: Path) -> list[Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise QuestionFileError(f"{path}: malformed JSON at line {err.lineno}: {err.msg}") from None
+        data = load_json(path, _describe_record)
+    except StoreError as err:
+        raise QuestionFileError(str(err)) from None
     if not isinstance(data, list):
         raise QuestionFileError(f"{path}: expected a JSON list of question objects, got {type(data).__name__}")
     return data
 
 
 def _read_csv(path: Path) -> list[Any]:
-    with open(path, encoding="utf-8", newline="") as fh:
-        return list(csv.DictReader(fh))
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            return list(csv.DictReader(fh))
+    except UnicodeDecodeError as err:
+        raise QuestionFileError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
 
 
 def _read_parquet(path: Path) -> list[Any]:

@@ -27,6 +27,17 @@ from pathlib import Path
 from typing import Any
 
 from autotts_gym.store import Split, SplitInfo, Store, StoreError
+from autotts_gym.validation import (
+    ALLOWED_TOTAL_TOKENS,
+    MAX_TOTAL_TOKENS,
+    JsonPath,
+    bound_error,
+    check_int,
+    check_probe_count,
+    json_path_text,
+    load_json,
+    short,
+)
 from collection.answers import AnswerCanonicalizer
 from collection.config import CollectConfig, ConfigError
 from collection.questions import Question
@@ -49,6 +60,7 @@ class ShardStore:
         self.shard_dir = self.root / "shards"
         self.shard_dir.mkdir(parents=True, exist_ok=True)
         self._claim_or_check(fingerprint)
+        self.interval_tokens = int(fingerprint.get("interval_tokens") or 0)
 
     def _claim_or_check(self, fingerprint: dict[str, Any]) -> None:
         run_file = self.root / RUN_FILE
@@ -99,12 +111,20 @@ class ShardStore:
         """The trajectories of one shard, checked against the shard's identity."""
         path = self.path(spec)
         try:
-            payload = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise StoreError(f"{path}: malformed shard file ({err.msg}); delete it to collect it again") from None
+            payload = load_json(path, describe=_describe_shard_path)
+        except StoreError as err:
+            raise StoreError(f"{err}; delete the shard file to collect it again") from None
+        if not isinstance(payload, dict):
+            raise StoreError(f"{path}: expected a JSON object, got {type(payload).__name__}")
         if (payload.get("question"), payload.get("first"), payload.get("count")) != (spec.question, spec.first, spec.count):
             raise StoreError(f"{path}: fields question/first/count do not match shard {spec.name}")
-        records = [_record_from_json(r) for r in payload["trajectories"]]
+        trajectories = payload.get("trajectories")
+        if not isinstance(trajectories, list):
+            raise StoreError(f"{path}: field 'trajectories' must be a list, got {short(trajectories)}")
+        records = [
+            _record_from_json(r, f"{path}: question {spec.question}, branch {spec.first + i}", self.interval_tokens)
+            for i, r in enumerate(trajectories)
+        ]
         if [r.index for r in records] != list(range(spec.first, spec.first + spec.count)):
             raise StoreError(f"{path}: field 'trajectories' lacks or repeats trajectory indices")
         return records
@@ -142,14 +162,44 @@ def _record_to_json(r: TrajectoryRecord) -> dict[str, Any]:
     }
 
 
-def _record_from_json(d: dict[str, Any]) -> TrajectoryRecord:
+def _describe_shard_path(path: JsonPath) -> str:
+    if len(path) >= 2 and path[0] == "trajectories" and isinstance(path[1], int):
+        rest = json_path_text(path[2:]) if len(path) > 2 else ""
+        return f"trajectory {path[1]}" + (f", field {rest}" if rest else "")
+    return f"field {json_path_text(path)}" if path else ""
+
+
+def _record_from_json(d: Any, at: str, delta: int) -> TrajectoryRecord:
+    """One trajectory of a shard file, checked field by field (``at`` names it)."""
+    if not isinstance(d, dict):
+        raise StoreError(f"{at}: expected an object, got {short(d)}")
+    missing = [k for k in ("index", "probe_answers", "probe_confidence", "total_tokens", "final_answer", "stopped")
+               if k not in d]
+    if missing:
+        raise StoreError(f"{at}: missing field(s) {', '.join(map(repr, missing))}")
+    index = check_int(d["index"], 0, 2**31 - 1, f"{at}, field 'index'", "integers 0..2**31-1")
+    total = check_int(d["total_tokens"], 0, MAX_TOTAL_TOKENS, f"{at}, field 'total_tokens'", ALLOWED_TOTAL_TOKENS)
+    probes, conf = d["probe_answers"], d["probe_confidence"]
+    if not isinstance(probes, list) or not all(p is None or isinstance(p, str) for p in probes):
+        raise bound_error(f"{at}, field 'probe_answers'", f"got {short(probes)}", "a list of strings or nulls")
+    if delta:
+        check_probe_count(len(probes), total, delta, f"{at}, field 'probe_answers'")
+    if not isinstance(conf, list) or len(conf) != len(probes) or not all(
+        c is None or (isinstance(c, (int, float)) and not isinstance(c, bool)) for c in conf
+    ):
+        raise bound_error(f"{at}, field 'probe_confidence'", f"got {short(conf)} for {len(probes)} probe answers",
+                          "one number or null per probe answer")
+    if not (d["final_answer"] is None or isinstance(d["final_answer"], str)):
+        raise bound_error(f"{at}, field 'final_answer'", f"got {short(d['final_answer'])}", "a string or null")
+    if not isinstance(d["stopped"], bool):
+        raise bound_error(f"{at}, field 'stopped'", f"got {short(d['stopped'])}", "true or false")
     return TrajectoryRecord(
-        index=int(d["index"]),
-        probe_answers=list(d["probe_answers"]),
-        probe_confidence=[math.nan if c is None else float(c) for c in d["probe_confidence"]],
-        total_tokens=int(d["total_tokens"]),
+        index=index,
+        probe_answers=list(probes),
+        probe_confidence=[math.nan if c is None else float(c) for c in conf],
+        total_tokens=total,
         final_answer=d["final_answer"],
-        stopped=bool(d["stopped"]),
+        stopped=d["stopped"],
     )
 
 

@@ -114,7 +114,8 @@ def test_failed_import_writes_nothing(tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.strip() == (
-        f"autotts import: error: {bad}: question 0: field 'gold_answer' must be a string, got int"
+        f"autotts import: error: {bad}: question 0, field 'gold_answer': must be a string, got int 2 "
+        "(allowed: a non-empty string of at most 4096 characters, valid Unicode)"
     )
     # Neither the store nor a temporary folder exists.
     assert not out.parent.exists() or os.listdir(out.parent) == []
@@ -126,7 +127,7 @@ def test_failed_import_keeps_the_existing_store(tmp_path, capsys):
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     bad = write_release(tmp_path / "M" / "new.json", gold=None)
     assert main(["import", str(bad), "--out", str(out), "--overwrite"]) == 2
-    assert f"{bad}: question 0: field 'gold_answer'" in capsys.readouterr().err
+    assert f"{bad}: question 0, field 'gold_answer'" in capsys.readouterr().err
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
     assert sorted(os.listdir(tmp_path)) == ["M", "store"]
 

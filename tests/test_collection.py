@@ -13,9 +13,10 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from autotts_gym.store import NO_ANSWER, Store
+from autotts_gym.store import NO_ANSWER, Store, StoreError
 from collection.answers import AnswerCanonicalizer, extract_boxed, normalize_answer
 from collection.collect import add_arguments, collect, config_from_args, parse_engine_args
 from collection.config import CollectConfig, ConfigError
@@ -333,3 +334,70 @@ def test_probe_confidence_survives_the_store_round_trip(tmp_path):
     assert conf is not None
     assert all(math.isnan(c[0]) for c in conf)  # depth 0 has no probe
     assert conf[3][1] == pytest.approx(-0.75)
+
+
+# ---------------------------------------------------------------- bounds (issue 13)
+def test_the_collectors_store_passes_the_bounds_with_room(tmp_path):
+    """The writer's store is checked on save and on load; its probe counts sit in [T/Delta - 1, T/Delta]."""
+    from autotts_gym.validation import check_split
+
+    store = collect(_config(tmp_path, max_tokens=33), make_generator=FakeGenerator, make_prompts=CharPrompts)
+    split = Store.load(store.path).splits[0]
+    check_split(split)
+    counts = np.diff(split.probe_offsets)
+    excess = counts - split.total_tokens / split.info.interval_tokens
+    assert excess.max() <= 0 and excess.min() >= -1
+
+
+def test_overlong_answers_become_err_so_the_store_stays_in_bounds():
+    from autotts_gym.validation import MAX_ANSWER_CHARS
+
+    canon = AnswerCanonicalizer("5", use_math_verify=False)
+    assert canon("1" * MAX_ANSWER_CHARS) == "1" * MAX_ANSWER_CHARS
+    assert canon("1" * (MAX_ANSWER_CHARS + 1)) == NO_ANSWER
+
+
+def test_config_caps_follow_the_store_bounds():
+    with pytest.raises(ConfigError, match="'max_tokens' must be at most 10000000"):
+        CollectConfig(model="m", questions="q", out="o", max_tokens=10**8).validate()
+    with pytest.raises(ConfigError, match="'interval_tokens' must be at most 10000000"):
+        CollectConfig(model="m", questions="q", out="o", interval_tokens=10**30).validate()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("dup.jsonl", b'{"question": "x", "answer": "1"}\n{"question": "y", "answer": "2", "answer": "3"}\n',
+         r"dup\.jsonl: line 2 \(record 1\), field answer: key 'answer' appears twice"),
+        ("dup.json", b'[{"question": "x", "answer": "1", "question": "z"}]',
+         r"dup\.json: record 0, field question: key 'question' appears twice"),
+        ("sur.jsonl", b'{"question": "x", "answer": "\\udc00"}\n',
+         r"sur\.jsonl: line 1 \(record 0\), field answer: holds a lone surrogate"),
+        ("deep.json", b"[" * 100_000 + b"]" * 100_000, r"deep\.json: record 0, field \[0\]\[0\].*deeper than 64 levels"),
+        ("long.jsonl", b'{"question": "x", "answer": "' + b"7" * 5000 + b'"}\n',
+         r"long\.jsonl: record 0, field 'answer': has 5000 characters \(allowed: at most 4096"),
+        ("bad.csv", b"question,answer\ncaf\xe9,1\n", r"bad\.csv: not UTF-8 text"),
+        ("bad.jsonl", b'{"question": "caf\xe9", "answer": "1"}\n', r"bad\.jsonl: not UTF-8 text"),
+    ],
+    ids=["jsonl duplicate key", "json duplicate key", "lone surrogate", "deep", "long gold", "csv latin-1", "jsonl latin-1"],
+)
+def test_question_files_are_read_strictly(tmp_path, name, content, expected):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(QuestionFileError, match=expected):
+        read_questions(path)
+
+
+def test_a_corrupted_shard_names_file_question_branch_and_field(tmp_path):
+    config = _config(tmp_path)
+    collect(config, make_generator=FakeGenerator, make_prompts=CharPrompts)
+    shard = Path(f"{config.out}.work") / "shards" / "q000001-t00002.json"
+    payload = json.loads(shard.read_text())
+    payload["trajectories"][1]["total_tokens"] = 10**25
+    shard.write_text(json.dumps(payload))
+    with pytest.raises(StoreError, match=r"q000001-t00002\.json: question 1, branch 3, field 'total_tokens': is out of "
+                                         r"range: 10+ \(allowed: integers 0\.\.10000000\)"):
+        collect(_config(tmp_path, overwrite=True), make_generator=FakeGenerator, make_prompts=CharPrompts)
+    shard.write_text(shard.read_text().replace('"stopped"', '"stopped": true, "stopped"', 1))
+    with pytest.raises(StoreError, match=r"trajectory 0, field stopped: key 'stopped' appears twice.*delete the shard"):
+        collect(_config(tmp_path, overwrite=True), make_generator=FakeGenerator, make_prompts=CharPrompts)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from autotts_gym.release import find_release_files, import_release, read_release_file
@@ -65,12 +66,12 @@ QUESTION_CASES = [
     ("unknown field", _set("difficulty", 3), ["unknown", "'difficulty'"]),
     ("question not str", _set("question", 7), ["'question'", "string", "int"]),
     ("gold not str", _set("gold_answer", 2), ["'gold_answer'", "string", "int"]),
-    ("gold null", _set("gold_answer", None), ["'gold_answer'", "NoneType"]),
-    ("probe_freq zero", _set("probe_freq", 0), ["'probe_freq'", "positive integer"]),
-    ("probe_freq negative", _set("probe_freq", -500), ["'probe_freq'", "positive integer"]),
-    ("probe_freq float", _set("probe_freq", 500.0), ["'probe_freq'", "positive integer"]),
-    ("probe_freq bool", _set("probe_freq", True), ["'probe_freq'", "positive integer"]),
-    ("probe_freq str", _set("probe_freq", "500"), ["'probe_freq'", "positive integer"]),
+    ("gold null", _set("gold_answer", None), ["'gold_answer'", "null"]),
+    ("probe_freq zero", _set("probe_freq", 0), ["'probe_freq'", "integers 1..10000000"]),
+    ("probe_freq negative", _set("probe_freq", -500), ["'probe_freq'", "integers 1..10000000"]),
+    ("probe_freq float", _set("probe_freq", 500.0), ["'probe_freq'", "integers 1..10000000"]),
+    ("probe_freq bool", _set("probe_freq", True), ["'probe_freq'", "integers 1..10000000"]),
+    ("probe_freq str", _set("probe_freq", "500"), ["'probe_freq'", "integers 1..10000000"]),
     ("inconsistent probe_freq", _set("probe_freq", 400), ["'probe_freq'", "400", "question 0 has 500"]),
     ("each_branch not a list", _set("each_branch", {"0": []}), ["'each_branch'", "must be a list", "dict"]),
     ("empty each_branch", _empty_pool, ["'each_branch'", "empty"]),
@@ -83,23 +84,23 @@ QUESTION_CASES = [
     (
         "trace value mismatch",
         lambda q: q["final_answers_trace"].__setitem__(2, "7"),
-        ["'final_answers_trace'[2]", "'7'"],
+        ["final_answers_trace[2]", "'7'"],
     ),
     (
         "branch too short",
         lambda q: q["each_branch"].__setitem__(1, [["1"], 500]),
-        ["'each_branch'[1]", "[probe_answers"],
+        ["each_branch[1]", "[probe_answers"],
     ),
-    ("branch too long", lambda q: q["each_branch"][1].append("x"), ["'each_branch'[1]", "[probe_answers"]),
-    ("branch an object", lambda q: q["each_branch"].__setitem__(1, {"a": 1}), ["'each_branch'[1]", "[probe_answers"]),
-    ("probe_answers not a list", _set_branch(0, 0, "1 2"), ["'each_branch'[0][0]", "probe_answers", "list"]),
-    ("probe answer not str", _set_branch(0, 0, ["1", 2]), ["'each_branch'[0][0][1]", "probe answer", "string"]),
-    ("probe answer null", _set_branch(0, 0, [None]), ["'each_branch'[0][0][0]", "probe answer", "null"]),
-    ("total_tokens negative", _set_branch(2, 1, -5), ["'each_branch'[2][1]", "total_tokens", "negative", "-5"]),
-    ("total_tokens float", _set_branch(2, 1, 300.5), ["'each_branch'[2][1]", "total_tokens", "integer", "300.5"]),
-    ("total_tokens bool", _set_branch(2, 1, True), ["'each_branch'[2][1]", "total_tokens", "integer", "true"]),
-    ("total_tokens str", _set_branch(2, 1, "300"), ["'each_branch'[2][1]", "total_tokens", "integer", "'300'"]),
-    ("final_answer not str", _bad_final, ["'each_branch'[0][2]", "final_answer", "string"]),
+    ("branch too long", lambda q: q["each_branch"][1].append("x"), ["each_branch[1]", "[probe_answers"]),
+    ("branch an object", lambda q: q["each_branch"].__setitem__(1, {"a": 1}), ["each_branch[1]", "[probe_answers"]),
+    ("probe_answers not a list", _set_branch(0, 0, "1 2"), ["each_branch[0][0]", "probe_answers", "list"]),
+    ("probe answer not str", _set_branch(0, 0, ["1", 2]), ["each_branch[0][0][1]", "'probe_answers'", "string"]),
+    ("probe answer null", _set_branch(0, 0, [None]), ["each_branch[0][0][0]", "'probe_answers'", "null"]),
+    ("total_tokens negative", _set_branch(2, 1, -5), ["each_branch[2][1]", "total_tokens", "negative", "-5"]),
+    ("total_tokens float", _set_branch(2, 1, 300.5), ["each_branch[2][1]", "total_tokens", "integer", "300.5"]),
+    ("total_tokens bool", _set_branch(2, 1, True), ["each_branch[2][1]", "total_tokens", "integer", "true"]),
+    ("total_tokens str", _set_branch(2, 1, "300"), ["each_branch[2][1]", "total_tokens", "integer", "'300'"]),
+    ("final_answer not str", _bad_final, ["each_branch[0][2]", "final_answer", "string"]),
 ]
 
 
@@ -165,7 +166,7 @@ def test_folder_names_splits_by_model_and_benchmark(tmp_path):
 def test_one_bad_file_among_many_fails_the_whole_import(tmp_path):
     good = write_json(tmp_path / "A" / "b1.json", [release_question()])
     bad = write_json(tmp_path / "A" / "b2.json", two_questions(_set("gold_answer", 3)))
-    with pytest.raises(StoreError, match=rf"^{bad}: question 1: field 'gold_answer'"):
+    with pytest.raises(StoreError, match=rf"^{bad}: question 1, field 'gold_answer'"):
         import_release([good, bad])
 
 
@@ -214,3 +215,179 @@ def test_real_release_branches_equal_the_json(model, bench):
             probes, total, final = data[q]["each_branch"][b]
             assert split.branch_answers(q, b) == (probes, total, final)
             assert final == data[q]["final_answers_trace"][b]
+
+
+# --------------------------------------------------------------------------- bounds (issue 13)
+def _probes_and_tokens(b: int, probes: list[str], total: int) -> Callable[[dict[str, Any]], None]:
+    def mutate(q: dict[str, Any]) -> None:
+        q["each_branch"][b] = [probes, total, q["each_branch"][b][2]]
+
+    return mutate
+
+
+# (case id, change to question 1, substrings the message must contain besides file and question)
+BOUND_CASES = [
+    (
+        "total_tokens 10**25",
+        _set_branch(2, 1, 10**25),
+        ["branch 2", "'total_tokens'", "out of range", "10000000000000000000000000", "allowed: integers 0..10000000"],
+    ),
+    ("total_tokens 10**17", _set_branch(2, 1, 10**17), ["branch 2", "'total_tokens'", "out of range", "0..10000000"]),
+    (
+        "total_tokens 0 with 30 probes",
+        _probes_and_tokens(1, ["3"] * 30, 0),
+        ["branch 1", "'probe_answers'", "30 probe answers for total_tokens 0", "len(probe_answers) <="],
+    ),
+    (
+        "2,000,000 probes for 15k tokens",
+        _probes_and_tokens(0, ["7"] * 2_000_000, 15_000),
+        ["branch 0", "'probe_answers'", "2000000 probe answers for total_tokens 15000", "allowed:"],
+    ),
+    (
+        "far too few probes",
+        _probes_and_tokens(0, ["7"], 40_000),
+        ["branch 0", "'probe_answers'", "1 probe answers for total_tokens 40000", "allowed:"],
+    ),
+    ("probe_freq 10**30", _set("probe_freq", 10**30), ["field 'probe_freq'", "out of range", "1..10000000"]),
+    ("gold empty", _set("gold_answer", ""), ["field 'gold_answer'", "is empty", "non-empty string"]),
+    ("question empty", _set("question", ""), ["field 'question'", "is empty"]),
+    ("gold too long", _set("gold_answer", "9" * 5000), ["field 'gold_answer'", "5000 characters", "at most 4096"]),
+    ("probe answer empty", _set_branch(0, 0, ["1", ""]), ["branch 0", "'probe_answers'[1]", "is empty"]),
+    ("final answer too long", lambda q: [q["each_branch"][2].__setitem__(2, "x" * 4097),
+                                         q["final_answers_trace"].__setitem__(2, "x" * 4097)],
+     ["branch 2", "'final_answer'", "4097 characters"]),
+    ("total_tokens float 1200.0", _set_branch(0, 1, 1200.0), ["branch 0", "'total_tokens'", "got float 1200.0"]),
+    ("total_tokens bool false", _set_branch(2, 1, False), ["branch 2", "'total_tokens'", "got bool false"]),
+]
+
+
+@pytest.mark.parametrize("mutate, expected", [c[1:] for c in BOUND_CASES], ids=[c[0] for c in BOUND_CASES])
+def test_out_of_bounds_values_name_file_question_branch_and_field(tmp_path, mutate, expected):
+    path = write_json(tmp_path / "M" / "bench.json", two_questions(mutate))
+    with pytest.raises(StoreError) as err:
+        read_release_file(path, "M", "bench")
+    message = str(err.value)
+    assert message.startswith(f"{path}: question 1, ")
+    for part in expected:
+        assert part in message, message
+    assert "\n" not in message and len(message) < 400
+
+
+def _raw_file(tmp_path: Path, edit: Callable[[str], str]) -> Path:
+    """A release file whose JSON text is edited (for what json.dumps cannot write)."""
+    path = tmp_path / "M" / "bench.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(edit(json.dumps([release_question(), release_question("What is 2+0?")])))
+    return path
+
+
+def _nested(text: str) -> str:
+    # Question 1, branch 2's probe_answers [] become an array nested 100,000 deep.
+    head, sep, tail = text.rpartition("[[], 300")
+    return head + "[" + "[" * 100_000 + "]" * 100_000 + ", 300" + tail
+
+
+def _duplicate_gold(text: str) -> str:
+    head, sep, tail = text.rpartition('"gold_answer": "2"')
+    return head + '"gold_answer": "2", "gold_answer": "3"' + tail
+
+
+def _surrogate_gold(text: str) -> str:
+    head, sep, tail = text.rpartition('"gold_answer": "2"')
+    return head + '"gold_answer": "\\ud800"' + tail
+
+
+def _huge_digits(text: str) -> str:
+    head, sep, tail = text.rpartition("1200")
+    return head + "9" * 5000 + tail
+
+
+def _bad_utf8(text: str) -> str:
+    return text  # replaced at the byte level in the test
+
+
+RAW_CASES = [
+    ("nested 100,000 deep", _nested, ["question 1, branch 2", "each_branch[2][0]", "deeper than 64 levels"]),
+    ("duplicate gold_answer key", _duplicate_gold, ["question 1, field 'gold_answer'", "appears twice"]),
+    ("lone surrogate in gold_answer", _surrogate_gold, ["question 1, field 'gold_answer'", "lone surrogate"]),
+    ("5000-digit integer", _huge_digits, ["question 1, branch 0", "'total_tokens'", "5000 digits"]),
+]
+
+
+@pytest.mark.parametrize("edit, expected", [c[1:] for c in RAW_CASES], ids=[c[0] for c in RAW_CASES])
+def test_malformed_json_names_file_question_and_field(tmp_path, edit, expected):
+    path = _raw_file(tmp_path, edit)
+    with pytest.raises(StoreError) as err:
+        read_release_file(path, "M", "bench")
+    message = str(err.value)
+    assert message.startswith(f"{path}: question 1")
+    for part in expected:
+        assert part in message, message
+
+
+def test_invalid_utf8_names_question_and_field(tmp_path):
+    path = _raw_file(tmp_path, lambda t: t)
+    raw = path.read_bytes()
+    at = raw.rindex(b'"question": "What is 2+0?"') + len(b'"question": "What')
+    path.write_bytes(raw[:at] + b"\xff" + raw[at:])
+    with pytest.raises(StoreError, match=r"question 1, field 'question': not UTF-8 text: byte 0xff") as err:
+        read_release_file(path, "M", "bench")
+    assert str(err.value).startswith(f"{path}: ")
+
+
+def test_probe_freq_out_of_range_is_refused_before_evaluation(tmp_path):
+    from autotts_gym.store import load_store
+
+    path = write_json(tmp_path / "M" / "bench.json", two_questions(_set("probe_freq", 10**30)))
+    with pytest.raises(StoreError, match=r"question 1, field 'probe_freq': is out of range"):
+        load_store(path)
+
+
+CLI_CASES = {
+    "total_tokens 10**25": lambda p: write_json(p, two_questions(_set_branch(2, 1, 10**25))),
+    "nested 100,000 deep": lambda p: _raw_file(p.parents[1], _nested),
+    "lone surrogate": lambda p: _raw_file(p.parents[1], _surrogate_gold),
+    "probe_freq 10**30": lambda p: write_json(p, two_questions(_set("probe_freq", 10**30))),
+    "duplicate key": lambda p: _raw_file(p.parents[1], _duplicate_gold),
+}
+
+
+@pytest.mark.parametrize("make", list(CLI_CASES.values()), ids=list(CLI_CASES))
+def test_cli_import_prints_one_line_and_no_traceback(tmp_path, make):
+    import os
+    import subprocess
+    import sys
+
+    path = make(tmp_path / "M" / "bench.json")
+    out = tmp_path / "store"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    run = subprocess.run(
+        [sys.executable, "-m", "autotts_gym.cli", "import", str(path), "--out", str(out)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1, run.stderr
+    assert lines[0].startswith(f"autotts import: error: {path}: question 1")
+    assert "field" in lines[0]
+    assert not out.exists()
+
+
+@needs_release
+def test_every_real_release_file_is_within_the_bounds():
+    """Each real file imports; its figures (docs/store-format.md) sit inside the bounds, an interval of margin or more."""
+    from autotts_gym import validation as v
+
+    files = sorted(RELEASE.glob("*/*.json"))
+    assert len(files) == 8
+    for path in files:
+        split = read_release_file(path, path.parent.name, path.stem)
+        totals = split.total_tokens
+        counts = np.diff(split.probe_offsets)
+        excess = counts - totals / split.info.interval_tokens
+        assert totals.max() <= v.MAX_TOTAL_TOKENS // 100
+        assert excess.max() <= v.PROBES_ABOVE - 1 and excess.min() >= -v.PROBES_BELOW + 1
+        longest = max(len(a) for vocab in split.vocabs for a in vocab)
+        assert longest <= v.MAX_ANSWER_CHARS // 16
+        assert max(map(len, split.questions)) <= v.MAX_QUESTION_CHARS // 100

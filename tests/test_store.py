@@ -275,9 +275,12 @@ def _saved(tmp_path) -> tuple:
         (lambda m: m["splits"][0].pop("path"), r"splits\[0\] lacks field 'path'"),
         (
             lambda m: m["splits"][0].__setitem__("interval_tokens", "500"),
-            "'interval_tokens' must be a positive integer",
+            r"'interval_tokens': must be an integer, got str '500' \(allowed: integers 1\.\.10000000\)",
         ),
-        (lambda m: m["splits"][0].__setitem__("interval_tokens", 0), "'interval_tokens' must be a positive integer"),
+        (
+            lambda m: m["splits"][0].__setitem__("interval_tokens", 0),
+            r"'interval_tokens': is out of range: 0 \(allowed: integers 1\.\.10000000\)",
+        ),
         (lambda m: m["splits"][0].__setitem__("model", 3), r"splits\[0\]: field 'model' must be a non-empty string"),
     ],
     ids=[
@@ -416,3 +419,105 @@ def test_summary_figures():
     assert s["no_answer_probe_rate"] == pytest.approx(1 / 9)
     assert s["has_probe_confidence"] is True
     assert (s["source"], s["sampling"]) == ("unit test", {"temperature": 0.7})
+
+
+# --------------------------------------------------------------------------- bounds on Parquet (issue 13)
+def _edit_column(path, name, values, type_=None) -> None:
+    table = pq.read_table(path)
+    i = table.column_names.index(name)
+    pq.write_table(table.set_column(i, name, pa.array(values, type_)), path)
+
+
+def _invalid_utf8_golds(path) -> None:
+    # "5" and then the bytes ff fe: a string column that is not UTF-8 (hand-made buffers).
+    offsets = pa.py_buffer(np.array([0, 1, 3], np.int32).tobytes())
+    golds = pa.Array.from_buffers(pa.string(), 2, [None, offsets, pa.py_buffer(b"5\xff\xfe")])
+    table = pq.read_table(path)
+    pq.write_table(table.set_column(table.column_names.index("gold_answer"), "gold_answer", golds), path)
+
+
+TOTALS = [b[1] for pool in BRANCHES for b in pool]
+PARQUET_CASES = [
+    # (id, file, edit, substrings of the message)
+    ("total_tokens 10**17", "branches", lambda p: _edit_column(p, "total_tokens", TOTALS[:4] + [10**17] + TOTALS[5:],
+                                                                pa.int64()),
+     ["question 1, branch 1, field total_tokens", "out of range: 100000000000000000", "0..10000000"]),
+    ("total_tokens uint64 2**64-1", "branches",
+     lambda p: _edit_column(p, "total_tokens", [2**64 - 1] + TOTALS[1:], pa.uint64()),
+     ["question 0, branch 0, field total_tokens", "out of range: 18446744073709551615"]),
+    ("total_tokens negative", "branches", lambda p: _edit_column(p, "total_tokens", [-1] + TOTALS[1:], pa.int64()),
+     ["question 0, branch 0, field total_tokens", "is negative: -1"]),
+    ("total_tokens float", "branches", lambda p: _edit_column(p, "total_tokens", [float(t) for t in TOTALS]),
+     ["field total_tokens", "Arrow type double"]),
+    ("total_tokens null", "branches", lambda p: _edit_column(p, "total_tokens", [None] + TOTALS[1:], pa.int64()),
+     ["field total_tokens", "null in row 0"]),
+    ("total_tokens 0 with 3 probes", "branches", lambda p: _edit_column(p, "total_tokens", [0] + TOTALS[1:], pa.int64()),
+     ["question 0, branch 0, field probe_answers", "3 probe answers for total_tokens 0", "len(probe_answers) <="]),
+    ("question_index out of range", "branches",
+     lambda p: _edit_column(p, "question_index", [0, 0, 0, 1, 1, 7], pa.int32()),
+     ["field question_index", "row 5 refers to question 7"]),
+    ("branch_index wrong", "branches",
+     lambda p: _edit_column(p, "branch_index", [0, 1, 2, 0, 5, 2], pa.int32()),
+     ["question 1, branch 1, field branch_index", "is 5 in row 4"]),
+    ("gold empty", "questions", lambda p: _edit_column(p, "gold_answer", ["5", ""]),
+     ["question 1, field gold_answer", "is empty"]),
+    ("gold invalid UTF-8", "questions", _invalid_utf8_golds, ["question 1, field gold_answer", "not valid UTF-8"]),
+    ("final answer too long", "branches",
+     lambda p: _edit_column(p, "final_answer", ["5", "7", "5", "9", "8" * 5000, "6"]),
+     ["question 1, branch 1, field final_answer", "5000 characters", "at most 4096"]),
+]
+
+
+@pytest.mark.parametrize("file, edit, expected", [c[1:] for c in PARQUET_CASES], ids=[c[0] for c in PARQUET_CASES])
+def test_out_of_bounds_parquet_names_file_split_question_and_field(tmp_path, file, edit, expected):
+    path, _ = _saved(tmp_path)
+    target = path.parent / "M" / "quiz" / f"{file}.parquet"
+    edit(target)
+    with pytest.raises(StoreError) as err:
+        Store.load(path.parent)
+    message = str(err.value)
+    assert message.startswith(f"{target}: split M/quiz")
+    for part in expected:
+        assert part in message, message
+
+
+def test_probe_confidence_of_the_wrong_length_is_named(tmp_path):
+    Store([make_split(confidence=True)]).save(tmp_path / "store")
+    target = tmp_path / "store" / "M" / "quiz" / "branches.parquet"
+    conf = [[0.1, 0.6, 0.9], [0.25], [0.75], [0.5, 0.55], [], [0.3]]
+    _edit_column(target, "probe_confidence", conf, pa.list_(pa.float32()))
+    with pytest.raises(StoreError, match=r"question 0, branch 1, field probe_confidence: has 1 values for 2 probe"):
+        Store.load(tmp_path / "store")
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda t: t.replace('"interval_tokens": 500', '"interval_tokens": 1000000000000000000000000000000'),
+         r"splits\[0\]: field 'interval_tokens': is out of range: 10+ \(allowed: integers 1\.\.10000000\)"),
+        (lambda t: t.replace('"interval_tokens": 500', '"interval_tokens": 500, "interval_tokens": 400'),
+         r"field splits\[0\]\.interval_tokens: key 'interval_tokens' appears twice"),
+        (lambda t: t.replace('"path": "M/quiz"', '"path": "../../M/quiz"'), r"field 'path': '\.\./\.\./M/quiz' leaves"),
+        (lambda t: t.replace('"extra": {', '"extra": [{').replace('"note": "tiny"\n      }', '"note": "tiny"}]'),
+         r"field 'extra': got list"),
+        (lambda t: t.replace('"model": "M"', '"model": "\\ud800"'), r"field splits\[0\]\.model: holds a lone surrogate"),
+    ],
+    ids=["interval 10**30", "duplicate key", "path outside", "extra a list", "lone surrogate"],
+)
+def test_bad_manifest_values_are_named(tmp_path, edit, expected):
+    path, _ = _saved(tmp_path)
+    text = path.read_text()
+    edited = edit(text)
+    assert edited != text
+    path.write_text(edited)
+    with pytest.raises(StoreError, match=expected) as err:
+        Store.load(path.parent)
+    assert str(err.value).startswith(f"{path}: ")
+
+
+def test_save_refuses_a_split_out_of_bounds_and_writes_nothing(tmp_path):
+    info = SplitInfo(model="M", benchmark="quiz", interval_tokens=DELTA)
+    bad = Split.from_lists(info, ["q0"], ["5"], [[(["5"], 700, "5"), (["5"] * 30, 0, "5")]])
+    with pytest.raises(StoreError, match=r"^split M/quiz, question 0, branch 1, field probe_answers: 30 probe answers"):
+        Store([bad]).save(tmp_path / "store")
+    assert os.listdir(tmp_path) == []
