@@ -140,7 +140,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the configuration and the proposer, run the loop."""
-    from agents.discovery.loop import DiscoveryConfig, parse_split_source, run_discovery
+    from agents.discovery.loop import DiscoveryConfig, absolute_store, parse_split_source, run_discovery
     from agents.discovery.proposers import PriceTable, ProposerError, make_proposer
     from agents.discovery.sandbox import SandboxLimits
     from autotts_gym.evaluation import default_workers
@@ -149,8 +149,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--rounds, --seeds and --heldout-seeds must be at least 1")
     if any(not 0.0 <= b <= 1.0 for b in args.betas):
         raise ValueError(f"--betas must lie in [0, 1], got {args.betas}")
+    # Paths are resolved here, before anything starts: the sandbox runs in a folder of its own.
     store, search = parse_split_source(args.search)
+    store = absolute_store(store)
     heldout_store, heldout = _heldout(args.heldout)
+    heldout_store = absolute_store(heldout_store)
     config = DiscoveryConfig(
         out=args.out,
         rounds=args.rounds,
@@ -183,10 +186,13 @@ def run(args: argparse.Namespace) -> int:
             max_retries=args.retries,
             prices=PriceTable.load(args.price_table),
         )
-        run_discovery(config, proposer, resume=args.resume, say=lambda line: print(line, flush=True))
+        result = run_discovery(config, proposer, resume=args.resume, say=lambda line: print(line, flush=True))
     except ProposerError as err:
         print(f"autotts discover: proposer error: {err}", file=sys.stderr)
         print(f"autotts discover: finished rounds are kept; continue with --resume --out {args.out}", file=sys.stderr)
+        return 1
+    if result.error:
+        print(f"autotts discover: error: {result.error}", file=sys.stderr)
         return 1
     return 0
 
