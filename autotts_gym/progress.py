@@ -5,6 +5,7 @@ file), as users of tqdm-based tools expect. ``--no-progress`` on the command lin
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -26,10 +27,18 @@ def progress_bar(total: int | None, *, desc: str, unit: str, enabled: bool = Tru
     from tqdm.auto import tqdm
 
     interactive = sys.stderr.isatty()
-    kwargs: dict[str, Any] = {"mininterval": 0.1 if interactive else 5.0, "leave": not interactive}
-    if not enabled:  # passed only when off, so TQDM_DISABLE=1 can turn an enabled bar off
-        kwargs["disable"] = True
-    return tqdm(total=total, desc=desc, unit=unit, initial=initial, file=sys.stderr, dynamic_ncols=True, **kwargs)
+    disable = not enabled or os.environ.get("TQDM_DISABLE", "").strip().lower() in ("1", "true", "yes")
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        initial=initial,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        disable=disable,
+        mininterval=0.1 if interactive else 5.0,
+        leave=not interactive,
+    )
 
 
 def add_progress_argument(parser: argparse.ArgumentParser | Any) -> None:

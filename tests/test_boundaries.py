@@ -133,3 +133,20 @@ def test_protocol_options_reject_nonsense():
         make_options(1, budget_tokens=-5)
     with pytest.raises(ValueError, match="subsample must be an integer >= 1, got 0"):
         make_options(1, subsample=0)
+
+
+# ------------------------------------------------------------------- progress
+def test_progress_goes_to_stderr_when_piped_and_can_be_turned_off(capsys, tmp_path):
+    argv = ["compare", "default", "--methods", "sc", "--betas", "0", "--seeds", "2", "--workers", "1"]
+    code, out, err = run_cli(capsys, *argv, "--out", str(tmp_path / "a"))
+    assert code == 0 and "episodes: 100%" in err and "episodes:" not in out
+    code, out, err = run_cli(capsys, *argv, "--out", str(tmp_path / "b"), "--no-progress")
+    assert code == 0 and err == ""
+    code, out, err = run_cli(capsys, "synth", "--questions", "3", "--branches", "4", "--seed", "0", "--out", str(tmp_path / "s"))
+    assert code == 0 and "synth: 100%" in err and "6/6" in err
+
+
+def test_tqdm_disable_turns_bars_off(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    code, _, err = run_cli(capsys, "synth", "--questions", "3", "--branches", "4", "--seed", "0", "--out", str(tmp_path / "s"))
+    assert code == 0 and err == ""

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from autotts_gym.commands._args import nonnegative_int, positive_int
+from autotts_gym.progress import add_progress_argument
 from autotts_gym.store import Store
 from autotts_gym.synthetic import DEFAULT_PROFILE, PROFILES, generate_split
 
@@ -31,6 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--benchmark", default="synthetic", help="benchmark name of the split (default synthetic)")
     parser.add_argument("--interval-tokens", type=positive_int, default=500, metavar="DELTA", help="tokens between probes")
     parser.add_argument("--overwrite", action="store_true", help="replace STORE if it exists")
+    add_progress_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         benchmark=args.benchmark,
         profile=args.profile,
         interval_tokens=args.interval_tokens,
+        progress=args.progress,
     )
     generated = time.perf_counter()
     Store([split]).save(out, overwrite=args.overwrite)

@@ -6,6 +6,7 @@ import argparse
 
 from agents.ppo.config import ALGOS, VEC_ENVS, TrainConfig
 from autotts_gym.commands._args import nonnegative_float, nonnegative_int, positive_float, positive_int
+from autotts_gym.progress import add_progress_argument
 
 NAME = "train-ppo"
 HELP = "Train a PPO policy on a store (MaskablePPO with the env's masks, or plain PPO); TensorBoard, checkpoints."
@@ -73,6 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", required=True, metavar="DIR", help="folder of model.zip, config.json, checkpoints/, eval.csv"
     )
     parser.add_argument("--verbose", action="store_true", help="print SB3's tables and each evaluation")
+    add_progress_argument(parser)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -104,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     """Train, then print where the model went, the speed and the last evaluation."""
     from agents.ppo.train import train  # torch and SB3 load only when training
 
-    result = train(config_from_args(args), verbose=int(args.verbose))
+    result = train(config_from_args(args), verbose=int(args.verbose), progress=args.progress)
     print(f"model: {result.model} (config {result.config})")
     print(f"tensorboard: {result.tensorboard}   checkpoints: {result.checkpoints}")
     print(
