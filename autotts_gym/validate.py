@@ -9,12 +9,13 @@ from typing import Any
 
 
 def check_budget(name: str, value: Any) -> float | None:
-    """A per-episode budget: None (unlimited) or a finite number > 0."""
+    """A per-episode budget: None (unlimited) or a finite number >= 0 (0 admits only
+    ANSWER, an edge case the engine defines)."""
     if value is None:
         return None
-    number = _number(name, value, "a positive number or None (no budget)")
-    if not (math.isfinite(number) and number > 0):
-        raise ValueError(f"{name} must be a positive number or None (no budget), got {value!r}")
+    number = _number(name, value, "a finite number >= 0 or None (no budget)")
+    if not (math.isfinite(number) and number >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0 or None (no budget), got {value!r}")
     return number
 
 

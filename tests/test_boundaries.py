@@ -101,8 +101,8 @@ def test_import_of_a_missing_file_says_no_such_file(capsys, tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"budget_tokens": -5}, "budget_tokens must be a positive number or None (no budget), got -5"),
-        ({"budget_intervals": 0}, "budget_intervals must be a positive number or None (no budget), got 0"),
+        ({"budget_tokens": -5}, "budget_tokens must be a finite number >= 0 or None (no budget), got -5"),
+        ({"budget_intervals": float("inf")}, "budget_intervals must be a finite number >= 0 or None (no budget), got inf"),
         ({"cost_weight": float("nan")}, "cost_weight must be a finite number >= 0, got nan"),
         ({"max_branches": 0}, "max_branches must be an integer >= 1, got 0"),
     ],
@@ -129,7 +129,7 @@ def test_step_takes_numpy_integers():
 
 
 def test_protocol_options_reject_nonsense():
-    with pytest.raises(ValueError, match="budget_tokens must be a positive number"):
+    with pytest.raises(ValueError, match="budget_tokens must be a finite number >= 0"):
         make_options(1, budget_tokens=-5)
     with pytest.raises(ValueError, match="subsample must be an integer >= 1, got 0"):
         make_options(1, subsample=0)
