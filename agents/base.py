@@ -112,14 +112,22 @@ def geometric_count(beta: float, low: int, high: int) -> int:
     return max(low, min(high, round_half_even(low * (high / low) ** b)))
 
 
-def coerce_override(value: Any, default: Any) -> Any:
-    """A ``--set key=value`` string as the type of the field's default (others as given)."""
+_BOOLS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
+def coerce_override(value: Any, default: Any, where: str = "the parameter") -> Any:
+    """A ``--set key=value`` string as the type of the field's default (others as given);
+    ``where`` (``Class.field``) names it in the error."""
     if not isinstance(value, str) or isinstance(default, str):
         return value
-    if isinstance(default, bool):
-        return value.lower() in ("1", "true", "yes")
-    if isinstance(default, int):
-        return int(value)
-    if isinstance(default, float):
-        return float(value)
+    try:
+        if isinstance(default, bool):
+            return _BOOLS[value.lower()]
+        if isinstance(default, int):
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+    except (KeyError, ValueError):
+        kind = {bool: "true or false", int: "an integer", float: "a number"}[type(default)]
+        raise ValueError(f"--set {where.rpartition('.')[2]}={value}: {where} takes {kind}, got {value!r}") from None
     return value

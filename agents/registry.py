@@ -6,9 +6,11 @@ A spec is one of:
   any name added to :data:`METHODS`);
 * ``path/to/file.py:ClassName``: a Controller subclass defined in a user's file;
 * ``module.path:ClassName``: the same from an importable module;
-* ``ppo:path/to/model.zip``: a trained PPO policy (needs the ``rl`` extra).
+* ``ppo:path/to/model.zip``: a trained PPO policy (needs the ``rl`` extra);
 
-Without a beta, a built-in is built with the paper's settings (its dataclass
+each optionally followed by ``@BETA`` (``cmc@0.5``): the family built from its schedule
+at that beta. :func:`parse_method_spec` is the one parser of that syntax; every command
+goes through it. Without a beta, a built-in is built with the paper's settings (its dataclass
 defaults); with a beta, from its schedule. ``overrides`` replace single parameters.
 """
 
@@ -44,12 +46,44 @@ METHODS: dict[str, type[Controller]] = {
 DEFAULT_BETA: dict[str, float] = {"cmc": 0.5}
 
 
+def method_names() -> str:
+    """The built-in method names, comma-separated (for help texts and errors)."""
+    return ", ".join(METHODS)
+
+
+def spec_help() -> str:
+    """What a method spec may be, from the registry (the ``--method`` help text)."""
+    return f"{method_names()}, path/to/file.py:ClassName, module:ClassName or ppo:MODEL.zip, each optionally @BETA (e.g. cmc@0.5)"
+
+
+def parse_method_spec(text: str) -> tuple[str, float | None]:
+    """``"cmc@0.5"`` -> ``("cmc", 0.5)``; ``"sc"`` -> ``("sc", None)``.
+
+    Only a suffix that parses as a number is a beta, so paths containing ``@`` still work;
+    the beta must lie in [0, 1].
+    """
+    text = text.strip()
+    if not text:
+        raise ValueError(f"empty method spec; expected one of {spec_help()}")
+    head, sep, tail = text.rpartition("@")
+    if sep and head:
+        try:
+            beta = float(tail)
+        except ValueError:
+            return text, None
+        if not 0.0 <= beta <= 1.0:
+            raise ValueError(f"method spec {text!r}: beta must lie in [0, 1], got {beta:g}")
+        return head, beta
+    return text, None
+
+
 def resolve_class(spec: str) -> type[Controller]:
-    """The controller class a spec names (not for ``ppo:`` specs)."""
+    """The controller class a spec names (not for ``ppo:`` specs; a ``@BETA`` is ignored)."""
+    spec = parse_method_spec(spec)[0]
     if spec in METHODS:
         return METHODS[spec]
     if ":" not in spec:
-        raise ValueError(f"unknown method {spec!r}; choose one of {', '.join(METHODS)}, path/to/file.py:ClassName or ppo:MODEL.zip")
+        raise ValueError(f"unknown method {spec!r}; choose one of {spec_help()}")
     where, _, name = spec.rpartition(":")
     if where.endswith(".py") or "/" in where:
         module = load_module_from_file(where)
@@ -88,12 +122,18 @@ def make_controller(spec: str, beta: float | None = None, overrides: dict[str, A
     """Build the controller a spec names.
 
     Args:
-        spec: see the module docstring.
-        beta: build from the family's schedule at this beta (None: the paper's
-            settings for built-ins, the schedule at :data:`DEFAULT_BETA` where one is set).
+        spec: see the module docstring (``cmc@0.5`` included).
+        beta: build from the family's schedule at this beta (None: the spec's ``@BETA``,
+            else the paper's settings for built-ins, the schedule at :data:`DEFAULT_BETA`
+            where one is set).
         overrides: parameter values replacing the scheduled or default ones.
     """
     overrides = dict(overrides or {})
+    spec, spec_beta = parse_method_spec(spec)
+    if spec_beta is not None:
+        if beta is not None and beta != spec_beta:
+            raise ValueError(f"method {spec}@{spec_beta:g} is also given beta {beta:g}; give the beta once")
+        beta = spec_beta
     if spec.startswith("ppo:"):
         from agents.ppo.policy import PPOController
 
@@ -116,7 +156,7 @@ def _checked(cls: type, overrides: dict[str, Any]) -> dict[str, Any]:
     for key, value in overrides.items():
         if key not in fields:
             raise ValueError(f"{cls.__name__} has no parameter {key!r}; it has: {', '.join(fields)}")
-        out[key] = coerce_override(value, fields[key].default)
+        out[key] = coerce_override(value, fields[key].default, f"{cls.__name__}.{key}")
     return out
 
 

@@ -23,6 +23,7 @@ from autotts_gym.spaces import (
     inadmissible_reason,
 )
 from autotts_gym.store import Split, Store, load_store
+from autotts_gym.validate import check_budget, check_nonnegative, check_positive_int
 
 _SEED_RANGE = 2**31 - 1
 _RESET_OPTIONS = frozenset({"question", "split", "order_seed"})
@@ -200,6 +201,11 @@ class AutoTTSEnv(gym.Env):
     ) -> None:
         if budget_tokens is not None and budget_intervals is not None:
             raise ValueError("give budget_tokens or budget_intervals, not both")
+        budget_tokens = check_budget("budget_tokens", budget_tokens)
+        budget_intervals = check_budget("budget_intervals", budget_intervals)
+        cost_weight = check_nonnegative("cost_weight", cost_weight)
+        kappa_probe = check_nonnegative("kappa_probe", kappa_probe)
+        max_branches = check_positive_int("max_branches", max_branches)
         if shuffle not in SHUFFLES:
             raise ValueError(f"unknown shuffle {shuffle!r}; choose one of {', '.join(SHUFFLES)}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
@@ -280,7 +286,7 @@ class AutoTTSEnv(gym.Env):
         episode = self.episode
         if episode is None:
             raise InvalidAction("step() before reset(): call reset() first")
-        a = int(action)
+        a = self._action_index(action)
         if not (0 <= a < self._num_actions and self._observer.mask[a]):
             raise self._rejection(a)
         if a == ANSWER:
@@ -298,6 +304,18 @@ class AutoTTSEnv(gym.Env):
             reward += 1.0 if episode.result.correct else 0.0
             info["result"] = episode.result
         return self._observer.observation.copy(), reward, terminated, False, info
+
+    def _action_index(self, action: Any) -> int:
+        """The action as an int; a float (1.5), a string or an array of several values is
+        an error, not a silent truncation."""
+        if isinstance(action, np.ndarray) and action.shape == () or isinstance(action, np.generic):
+            action = action.item()
+        if isinstance(action, bool) or not isinstance(action, int):
+            raise InvalidAction(
+                f"action must be an integer in [0, {self._num_actions}) (see the action table), got {action!r} "
+                f"of type {type(action).__name__}"
+            )
+        return action
 
     def action_masks(self) -> np.ndarray:
         """The admissible actions now (sb3-contrib's ``MaskablePPO`` contract); a copy."""

@@ -28,7 +28,9 @@ import numpy as np
 
 from autotts_gym.engine import Episode, EpisodeResult
 from autotts_gym.orders import branch_order
+from autotts_gym.progress import progress_bar
 from autotts_gym.store import Split, Store, load_store
+from autotts_gym.validate import check_budget, check_nonnegative, check_positive_int
 
 RECORD_FIELDS = (
     "split",
@@ -263,9 +265,7 @@ def _progress(progress: bool | Callable[[int], None], total: int) -> Callable[[i
         return lambda n: n is not None and progress(n)
     if not progress:
         return lambda n: None
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=total, unit="ep", desc="episodes", leave=False)
+    bar = progress_bar(total, desc="episodes", unit="ep")
     return lambda n: bar.close() if n is None else bar.update(n)
 
 
@@ -391,7 +391,11 @@ def make_options(
     """:class:`EpisodeOptions` from user-facing arguments (``seeds`` may be a count)."""
     seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(int(s) for s in seeds)
     if not seed_list:
-        raise ValueError("no seeds to evaluate")
+        raise ValueError(f"seeds must name at least one episode seed, got {seeds!r}")
+    budget_tokens = check_budget("budget_tokens", budget_tokens)
+    budget_intervals = check_budget("budget_intervals", budget_intervals)
+    subsample = None if subsample is None else check_positive_int("subsample", subsample)
+    kappa_probe = check_nonnegative("kappa_probe", kappa_probe)
     return EpisodeOptions(seed_list, shuffle, subsample, budget_tokens, budget_intervals, kappa_probe)
 
 

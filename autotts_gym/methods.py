@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.registry import DEFAULT_BETA, METHODS, make_controller, resolve_class
+from agents.registry import parse_method_spec as split_method_spec
 from autotts_gym.evaluation import EpisodeOptions, Evaluation, evaluate_many
 from autotts_gym.reporting import PoolReference, Table1, build_table1, pool_reference, split_roles
 from autotts_gym.store import Store, load_store
@@ -57,22 +58,10 @@ class MethodSpec:
 def parse_method_spec(text: str, overrides: dict[str, Any] | None = None) -> MethodSpec:
     """``"cmc@0.5"`` -> MethodSpec("cmc", 0.5); ``"sc"`` -> MethodSpec("sc").
 
-    Only a suffix that parses as a number is a beta, so paths containing ``@`` still work.
+    The syntax is :func:`agents.registry.parse_method_spec`'s (the one parser of it).
     """
-    text = text.strip()
-    if not text:
-        raise ValueError("empty method spec; expected e.g. 'sc' or 'cmc@0.5'")
-    head, sep, tail = text.rpartition("@")
-    if sep and head:
-        try:
-            beta = float(tail)
-        except ValueError:
-            beta = None
-        if beta is not None:
-            if not 0.0 <= beta <= 1.0:
-                raise ValueError(f"method spec {text!r}: beta must lie in [0, 1], got {beta:g}")
-            return MethodSpec(head, beta, dict(overrides or {}))
-    return MethodSpec(text, None, dict(overrides or {}))
+    method, beta = split_method_spec(text)
+    return MethodSpec(method, beta, dict(overrides or {}))
 
 
 def parse_list(text: str) -> list[str]:
@@ -95,11 +84,15 @@ def parse_betas(text: str) -> list[float]:
 
 
 def sweep_specs(methods: Sequence[str], betas: Sequence[float], overrides: dict[str, Any] | None = None) -> list[MethodSpec]:
-    """Every method at every beta; a method without a beta schedule (a user class, a
-    PPO policy) is evaluated once, at its defaults."""
+    """Every method at every beta; a method with its own ``@BETA`` is evaluated at that
+    beta only, and a method without a beta schedule (a user class, a PPO policy) once,
+    at its defaults."""
     specs = []
-    for method in methods:
-        if _has_schedule(method):
+    for text in methods:
+        method, beta = split_method_spec(text)
+        if beta is not None:
+            specs.append(MethodSpec(method, beta, dict(overrides or {})))
+        elif _has_schedule(method):
             specs.extend(MethodSpec(method, float(b), dict(overrides or {})) for b in betas)
         else:
             specs.append(MethodSpec(method, None, dict(overrides or {})))

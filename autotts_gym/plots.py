@@ -14,6 +14,7 @@ import io
 import math
 import os
 import struct
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,29 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter
 from autotts_gym.reporting import PoolReference, as_record, method_name
 
 PANEL_SIZE = (4.2, 3.4)  # inches per panel
+
+# One colour per method in every figure of the project (matplotlib's tab10 colours),
+# keyed by display name (see autotts_gym.reporting.DISPLAY_NAMES).
+METHOD_COLORS = {
+    "SC": "tab:blue",
+    "ASC": "tab:orange",
+    "ESC": "tab:green",
+    "Parallel-Probe": "tab:purple",
+    "CMC": "tab:red",
+    "DSR": "tab:brown",
+    "DSR-L": "tab:pink",
+    "PPO": "tab:cyan",
+}
+# Methods without a fixed colour (a user's controller, a variant) take one of these,
+# chosen from the name, so a method keeps its colour from figure to figure.
+SPARE_COLORS = ("tab:olive", "tab:gray", "#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02")
+
+
+def method_color(name: str) -> str:
+    """The colour of a method (display name, ``"CMC"``, or any other name) in every figure."""
+    if name in METHOD_COLORS:
+        return METHOD_COLORS[name]
+    return SPARE_COLORS[zlib.crc32(name.encode()) % len(SPARE_COLORS)]
 
 
 def pareto_figure(
@@ -55,7 +79,7 @@ def pareto_figure(
     models = list(dict.fromkeys(s["model"] for s in records))
     benchmarks = list(dict.fromkeys(s["benchmark"] for s in records))
     curves = list(dict.fromkeys(method_name(s) for s in records))
-    colors = {name: f"C{i % 10}" for i, name in enumerate(curves)}
+    colors = {name: method_color(name) for name in curves}
 
     fig = Figure(figsize=(PANEL_SIZE[0] * len(models), PANEL_SIZE[1] * len(benchmarks) + 0.6), layout="constrained")
     FigureCanvasAgg(fig)
@@ -69,10 +93,13 @@ def pareto_figure(
                 continue
             for name in curves:
                 _draw_curve(ax, [s for s in points if method_name(s) == name], name, colors[name], ci)
-            for ref in references:
-                if ref.model == model and ref.benchmark == bench:
-                    _draw_reference(ax, ref)
-            _log_token_axis(ax)
+            refs = [ref for ref in references if ref.model == model and ref.benchmark == bench]
+            for ref in refs:
+                _draw_majority(ax, ref)
+            _fit_accuracy_axis(ax, points, ci)
+            for ref in refs:
+                _draw_ceiling(ax, ref)
+            log_token_axis(ax)
             ax.set_title(f"{model} / {bench}", fontsize=10)
             ax.set_xlabel("tokens per question (log scale)")
             ax.set_ylabel("accuracy (%)")
@@ -84,16 +111,17 @@ def pareto_figure(
     return fig
 
 
-def _log_token_axis(ax: Any) -> None:
-    # Few ticks, labelled "200k", "1M", chosen from 1-2-5 steps (finer in a narrow
-    # range), so that labels never collide even within one decade. Call after drawing.
+def log_token_axis(ax: Any) -> None:
+    """A log token axis with 4-6 ticks labelled ``200k``, ``1M`` (never ``10^5``),
+    chosen from 1-2-5 steps (finer in a narrow range) so labels never collide even
+    within one decade. Call after drawing."""
     ax.set_xscale("log")
     lo, hi = ax.get_xlim()
     ticks: list[float] = []
-    for subs in ((1, 2, 5), (1, 2, 3, 5, 7), (1, 2, 3, 4, 5, 6, 7, 8, 9)):
+    for subs in ((1, 2, 5), (1, 2, 3, 5, 7), (1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9)):
         ticks = [m * 10.0**e for e in range(int(math.floor(math.log10(lo))), int(math.ceil(math.log10(hi))) + 1) for m in subs]
         ticks = [t for t in ticks if lo <= t <= hi]
-        if len(ticks) >= 3:
+        if len(ticks) >= 4:
             break
     ticks = ticks[:: max(1, math.ceil(len(ticks) / 6))]
     ax.xaxis.set_major_locator(FixedLocator(ticks))
@@ -122,9 +150,38 @@ def _draw_curve(ax: Any, points: list[dict[str, Any]], name: str, color: str, ci
         ax.plot(x, y, color=color, marker="o", ms=4, lw=1.5, label=name)
 
 
-def _draw_reference(ax: Any, ref: PoolReference) -> None:
-    ax.axhline(ref.pass_accuracy, color="0.4", ls=":", lw=1, label=f"pool pass@{ref.pool_size}")
+def _draw_majority(ax: Any, ref: PoolReference) -> None:
     ax.plot([ref.tokens], [ref.majority_accuracy], color="0.4", marker="x", ls="none", label=f"pool majority@{ref.pool_size}")
+
+
+def _fit_accuracy_axis(ax: Any, points: list[dict[str, Any]], ci: bool) -> None:
+    # The y axis spans what is drawn as data (the methods, the pool majority), padded:
+    # a far-off ceiling line must not squash the methods at the bottom of the panel.
+    ys = [s["accuracy"] for s in points] + [y for line in ax.get_lines() for y in line.get_ydata()]
+    if ci:
+        ys += [v for s in points for v in s.get("accuracy_ci") or ()]
+    lo, hi = min(ys), max(ys)
+    pad = max(1.0, 0.12 * (hi - lo))
+    ax.set_ylim(max(0.0, lo - pad), min(100.0, hi + pad))
+
+
+def _draw_ceiling(ax: Any, ref: PoolReference) -> None:
+    # pass@N as a dotted line where it fits the axis, else a note at the top edge.
+    label = f"pool pass@{ref.pool_size}"
+    lo, hi = ax.get_ylim()
+    if ref.pass_accuracy <= hi + 0.25 * (hi - lo):
+        ax.set_ylim(lo, max(hi, ref.pass_accuracy + 0.05 * (hi - lo)))
+        ax.axhline(ref.pass_accuracy, color="0.4", ls=":", lw=1, label=label)
+    else:
+        ax.annotate(
+            f"{label}: {ref.pass_accuracy:.1f}% (above)",
+            xy=(0.02, 0.98),
+            xycoords="axes fraction",
+            ha="left",
+            va="top",
+            fontsize=7,
+            color="0.35",
+        )
 
 
 def _legend_entries(axes: Any) -> tuple[list[Any], list[str]]:

@@ -260,6 +260,12 @@ class Table1:
                 return row.cells.get(benchmark)
         raise KeyError(f"table has no row {label!r} for model {model!r}")
 
+    @property
+    def has_average(self) -> bool:
+        """Whether the held-out average adds anything: only with two or more held-out
+        benchmarks (with one it repeats that benchmark's columns)."""
+        return len(self.heldout) > 1
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
         return {"search": self.search, "heldout": self.heldout, "rows": [asdict(r) for r in self.rows]}
@@ -329,7 +335,7 @@ def _row(model: str, label: str, kind: str, cells: dict[str, Cell], benchmarks: 
 def format_table1(table: Table1) -> str:
     """The text form of Table 1: one block per model, accuracy (%) and tokens per column group."""
     groups = [f"{b} (search)" for b in table.search] + [f"{b} (held-out)" for b in table.heldout]
-    if table.heldout:
+    if table.has_average:
         groups.append("held-out avg")
     header = ["model", "method", *(["acc %", "tokens"] * len(groups))]
     body: list[list[str] | None] = []
@@ -338,7 +344,7 @@ def format_table1(table: Table1) -> str:
             body.append(None)  # a rule between models
         for row in (r for r in table.rows if r.model == model):
             cells = [row.cells.get(b) for b in table.benchmarks]
-            if table.heldout:
+            if table.has_average:
                 cells.append(row.heldout_average)
             figures = []
             for cell in cells:
@@ -357,12 +363,12 @@ def write_table1(table: Table1, out_dir: str | os.PathLike) -> list[Path]:
     with open(csv_path, "w", newline="") as fh:
         writer = csv.writer(fh)
         columns = [f"{b}_{k}" for b in table.benchmarks for k in ("accuracy", "tokens")]
-        if table.heldout:
+        if table.has_average:
             columns += ["heldout_avg_accuracy", "heldout_avg_tokens"]
         writer.writerow(["model", "method", "kind", *columns])
         for row in table.rows:
             cells = [row.cells.get(b) for b in table.benchmarks]
-            if table.heldout:
+            if table.has_average:
                 cells.append(row.heldout_average)
             values = []
             for cell in cells:

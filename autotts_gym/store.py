@@ -26,8 +26,9 @@ import os
 import shutil
 import tempfile
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -369,32 +370,65 @@ def _frozen(array: Any, dtype: Any) -> np.ndarray:
 
 
 class Store:
-    """A collection of splits. Load with :func:`load_store` or :meth:`Store.load`."""
+    """A collection of splits. Load with :func:`load_store` or :meth:`Store.load`.
+
+    A store read from disk reads a split's Parquet files only when the split is first
+    asked for (:meth:`select`, :meth:`split`, iteration), so a broken split stops only
+    what asks for it, and its error names the broken file.
+    """
 
     def __init__(self, splits: Sequence[Split], path: str | None = None) -> None:
-        names = [s.name for s in splits]
+        self._init([s.info for s in splits], list(splits), path)
+
+    def _init(self, infos: Sequence[SplitInfo], splits: list[Split | None], path: str | None, loaders: Any = None) -> None:
+        names = [info.name for info in infos]
         if len(set(names)) != len(names):
             raise StoreError(f"store has duplicate splits: {sorted(names)}")
-        if not splits:
+        if not infos:
             raise StoreError("a store needs at least one split")
-        self.splits: tuple[Split, ...] = tuple(splits)
+        self._infos: tuple[SplitInfo, ...] = tuple(infos)
+        self._splits = splits
+        self._loaders = loaders
         self.path = path
+
+    @classmethod
+    def lazy(cls, infos: Sequence[SplitInfo], loaders: Sequence[Callable[[], Split]], path: str | None = None) -> Store:
+        """A store whose split ``i`` is ``loaders[i]()``, called on first use."""
+        store = cls.__new__(cls)
+        store._init(infos, [None] * len(infos), path, list(loaders))
+        return store
+
+    def _split_at(self, i: int) -> Split:
+        split = self._splits[i]
+        if split is None:
+            split = self._splits[i] = self._loaders[i]()
+        return split
+
+    @property
+    def splits(self) -> tuple[Split, ...]:
+        """Every split (each read on first use)."""
+        return tuple(self._split_at(i) for i in range(len(self._infos)))
+
+    @property
+    def names(self) -> list[str]:
+        """The split names, ``model/benchmark``, without reading any split."""
+        return [info.name for info in self._infos]
 
     def __iter__(self) -> Iterator[Split]:
         return iter(self.splits)
 
     def __len__(self) -> int:
-        return len(self.splits)
+        return len(self._infos)
 
     @property
     def models(self) -> list[str]:
         """Models in first-seen order."""
-        return list(dict.fromkeys(s.info.model for s in self.splits))
+        return list(dict.fromkeys(info.model for info in self._infos))
 
     @property
     def benchmarks(self) -> list[str]:
         """Benchmarks in first-seen order."""
-        return list(dict.fromkeys(s.info.benchmark for s in self.splits))
+        return list(dict.fromkeys(info.benchmark for info in self._infos))
 
     def split(self, name: str | None = None, *, model: str | None = None, benchmark: str | None = None) -> Split:
         """One split by ``"model/benchmark"`` name, or by model and/or benchmark.
@@ -405,34 +439,34 @@ class Store:
             model, _, benchmark = name.rpartition("/") if "/" in name else (None, "", name)
             model = model or None
         found = [
-            s
-            for s in self.splits
-            if (model is None or s.info.model == model) and (benchmark is None or s.info.benchmark == benchmark)
+            i
+            for i, info in enumerate(self._infos)
+            if (model is None or info.model == model) and (benchmark is None or info.benchmark == benchmark)
         ]
         if len(found) != 1:
             what = name or f"model={model} benchmark={benchmark}"
             raise KeyError(
                 f"{what!r} matches {len(found)} splits of store {self.path or '<memory>'}; "
-                f"it holds: {', '.join(s.name for s in self.splits)}"
+                f"it holds: {', '.join(self.names)}"
             )
-        return found[0]
+        return self._split_at(found[0])
 
     def select(self, names: Sequence[str] | None) -> list[Split]:
-        """The splits named (``model/benchmark``, ``model/*`` or ``*/benchmark``); all for None."""
+        """The splits named (``model/benchmark``, ``model/*`` or ``*/benchmark``); all for None.
+
+        Only the splits selected are read."""
         if not names:
             return list(self.splits)
-        out: list[Split] = []
+        chosen: list[int] = []
         for name in names:
             model, _, bench = name.rpartition("/") if "/" in name else ("*", "", name)
             matched = [
-                s
-                for s in self.splits
-                if model in ("*", s.info.model) and bench in ("*", s.info.benchmark)
+                i for i, info in enumerate(self._infos) if model in ("*", info.model) and bench in ("*", info.benchmark)
             ]
             if not matched:
-                raise KeyError(f"no split matches {name!r}; the store holds: {', '.join(s.name for s in self.splits)}")
-            out.extend(s for s in matched if s not in out)
-        return out
+                raise KeyError(f"no split matches {name!r}; the store holds: {', '.join(self.names)}")
+            chosen.extend(i for i in matched if i not in chosen)
+        return [self._split_at(i) for i in chosen]
 
     # ----------------------------------------------------------------- disk
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -448,6 +482,8 @@ class Store:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
         try:
+            # mkdtemp makes the folder 0700; the store gets the usual mode (a lab shares stores).
+            tmp.chmod(0o777 & ~_umask())
             entries = []
             for split in self.splits:
                 rel = Path(_safe_name(split.info.model)) / _safe_name(split.info.benchmark)
@@ -509,14 +545,9 @@ class Store:
         entries = manifest.get("splits")
         if not isinstance(entries, list) or not entries:
             raise StoreError(f"{manifest_path}: field 'splits' must be a non-empty list, got {entries!r}")
-        splits = []
-        for i, entry in enumerate(entries):
-            info = _manifest_split_info(entry, i, manifest_path)
-            splits.append(_read_split(folder / entry["path"], info))
-        import pyarrow as pa
-
-        pa.default_memory_pool().release_unused()  # the Parquet buffers are gone; return them
-        return cls(splits, path=str(folder))
+        infos = [_manifest_split_info(entry, i, manifest_path) for i, entry in enumerate(entries)]
+        loaders = [partial(_load_split, folder / entry["path"], info) for entry, info in zip(entries, infos)]
+        return cls.lazy(infos, loaders, path=str(folder))
 
 
 def _manifest_split_info(entry: Any, i: int, manifest_path: Path) -> SplitInfo:
@@ -551,6 +582,13 @@ def _manifest_split_info(entry: Any, i: int, manifest_path: Path) -> SplitInfo:
         no_answer=entry.get("no_answer", NO_ANSWER),
         extra=entry.get("extra", {}),
     )
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it and restoring it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _safe_name(name: str) -> str:
@@ -589,6 +627,15 @@ def _branches_table(split: Split):  # -> pa.Table
     return pa.table(columns)
 
 
+def _load_split(folder: Path, info: SplitInfo) -> Split:
+    """Read one split, then hand the Parquet buffers back to the system."""
+    import pyarrow as pa
+
+    split = _read_split(folder, info)
+    pa.default_memory_pool().release_unused()
+    return split
+
+
 def _read_split(folder: Path, info: SplitInfo) -> Split:
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -600,9 +647,12 @@ def _read_split(folder: Path, info: SplitInfo) -> Split:
             raise StoreError(f"{p}: missing file of split {info.name}")
     try:
         qtable = pq.read_table(qpath)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise StoreError(f"{qpath}: unreadable Parquet file of split {info.name}: {err}") from None
+    try:
         btable = pq.read_table(bpath, read_dictionary=["probe_answers.list.element", "final_answer"])
     except (pa.ArrowInvalid, OSError) as err:
-        raise StoreError(f"{folder}: unreadable Parquet: {err}") from None
+        raise StoreError(f"{bpath}: unreadable Parquet file of split {info.name}: {err}") from None
     for name in ("question", "gold_answer"):
         if name not in qtable.column_names:
             raise StoreError(f"{qpath}: missing column {name!r}")

@@ -40,6 +40,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from autotts_gym.progress import progress_bar
 from autotts_gym.store import NO_ANSWER, Split, SplitInfo, Store
 
 COUNT_OFFSETS = tuple(range(-8, 2))  # len(probe_answers) - floor(total_tokens / Delta) in the release
@@ -364,6 +365,7 @@ def generate_split(
     benchmark: str = "synthetic",
     profile: str | Profile = DEFAULT_PROFILE,
     interval_tokens: int = 500,
+    progress: bool = False,
 ) -> Split:
     """Generate one split of synthetic trajectories, deterministically from ``seed``.
 
@@ -374,6 +376,7 @@ def generate_split(
         model, benchmark: the split's name.
         profile: a profile name of :data:`PROFILES` or a :class:`Profile`.
         interval_tokens: Delta, tokens between two probes.
+        progress: a tqdm bar on stderr over the questions (two passes: plan, answers).
     """
     prof = get_profile(profile)
     if num_questions < 1 or num_branches < 1:
@@ -382,11 +385,12 @@ def generate_split(
         raise ValueError(f"seed must be non-negative, got {seed}")
     if interval_tokens < 1:
         raise ValueError(f"interval_tokens must be positive, got {interval_tokens}")
-    plans = [
-        _plan_block(np.random.default_rng([seed, block, 0]), prof, q0, min(_CHUNK_QUESTIONS, num_questions - q0),
-                    num_branches, interval_tokens)
-        for block, q0 in enumerate(range(0, num_questions, _CHUNK_QUESTIONS))
-    ]
+    bar = progress_bar(2 * num_questions, desc="synth", unit="q", enabled=progress)
+    plans = []
+    for block, q0 in enumerate(range(0, num_questions, _CHUNK_QUESTIONS)):
+        size = min(_CHUNK_QUESTIONS, num_questions - q0)
+        plans.append(_plan_block(np.random.default_rng([seed, block, 0]), prof, q0, size, num_branches, interval_tokens))
+        bar.update(size)
     counts = np.concatenate([p.counts for p in plans])
     probe_offsets = np.zeros(len(counts) + 1, np.int64)
     np.cumsum(counts, out=probe_offsets[1:])
@@ -401,6 +405,8 @@ def generate_split(
         probe_ids[probe_offsets[b0] : probe_offsets[b1]] = ids
         final_ids[b0:b1] = finals
         vocabs.extend(block_vocabs)
+        bar.update(len(plan.counts) // num_branches)
+    bar.close()
     golds = [_number_strings()[g] for p in plans for g in p.gold_values.tolist()]
     info = SplitInfo(
         model=model,

@@ -1,6 +1,6 @@
 """Build a replay store from a model and a question set: ``autotts collect`` / ``python -m collection``.
 
-    autotts collect --model Qwen/Qwen3-0.6B --questions aime25.jsonl --out stores/qwen3-0.6b-aime25
+    autotts collect --model Qwen/Qwen3-0.6B --questions examples/questions/aime25.jsonl --out runs/stores/qwen3-0.6b-aime25
 
 Offline mode (default) runs vLLM's ``LLM`` in this process; ``--data-parallel-size K``
 starts K such processes, each on its own GPUs, sharing the questions. Server mode

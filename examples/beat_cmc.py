@@ -48,7 +48,7 @@ from autotts_gym.evaluation import (
 )
 from autotts_gym.methods import parse_betas
 from autotts_gym.paired import QuestionTable, accuracy_interval, matched_difference
-from autotts_gym.plots import save_pareto
+from autotts_gym.plots import log_token_axis, method_color, save_pareto
 from autotts_gym.reporting import DISPLAY_NAMES, render_table
 from autotts_gym.store import load_store
 
@@ -346,11 +346,12 @@ def save_figure(points: Sequence[Point], benchmarks: Sequence[str], path: Path) 
     fig = Figure(figsize=(6.0 * len(benchmarks), 4.6), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(benchmarks), squeeze=False)[0]
-    styles = {LABEL: ("C3", "o-", 2.2), "CMC": ("C0", "s-", 1.6)}
+    styles = {LABEL: ("o-", 2.2), "CMC": ("s-", 1.6)}
     for ax, bench in zip(axes, benchmarks):
-        for i, name in enumerate((LABEL, "CMC", *HANDMADE)):
+        for name in (LABEL, "CMC", *HANDMADE):
             pts = curve_of(points, name, bench)
-            color, marker, width = styles.get(name, (f"C{i + 2}", ".--", 1.0))
+            marker, width = styles.get(name, (".--", 1.0))
+            color = method_color(DISPLAY_NAMES.get(name, name))
             ax.plot(
                 [p.tokens for p in pts],
                 [p.accuracy for p in pts],
@@ -359,7 +360,7 @@ def save_figure(points: Sequence[Point], benchmarks: Sequence[str], path: Path) 
                 lw=width,
                 label=DISPLAY_NAMES.get(name, name),
             )
-        ax.set_xscale("log")
+        log_token_axis(ax)
         ax.set_title(f"{bench} (average of {len(curve_of(points, LABEL, bench)[0].per_model)} models)")
         ax.set_xlabel("tokens per question (log scale)")
         ax.set_ylabel("accuracy (%)")

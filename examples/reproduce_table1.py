@@ -36,7 +36,7 @@ def main() -> int:
 
     result = run_table1(
         args.store, TABLE1_ROWS, make_options(args.seeds, "release"), search=["aime24"], heldout=["aime25"],
-        workers=args.workers, progress=sys.stderr.isatty(),
+        workers=args.workers, progress=True,
     )
     episodes = sum(e.summary.episodes for e in result.evaluations)
     print(f"Table 1 ({args.seeds} seeds, release shuffle; accuracy %, mean total tokens per question)")

@@ -399,3 +399,50 @@ def test_informative_episodes_put_recoverable_failures_first():
         ][0]
         assert not records["correct"][row]
     assert shutil.which("python") or True  # the traces need nothing external
+
+
+# ------------------------------------------------------------------- failing loudly
+def test_a_relative_search_path_is_resolved_before_the_sandbox_starts(tmp_path, tiny_store, monkeypatch, capsys):
+    """The README's form, ``--search ../shared/...``: the sandbox runs in a folder of its
+    own, so a relative path used to fail every round at setup and still exit 0."""
+    monkeypatch.chdir(Path(tiny_store).parent)
+    out = tmp_path / "run"
+    argv = ["discover", "--rounds", "1", "--proposer", f"scripted:{EXAMPLES}", "--out", str(out), "--seeds", "1"]
+    argv += ["--betas", "0", "--search", f"{Path(tiny_store).name}:*/search", "--workers", "1"]
+    assert main(argv) == 0
+    assert "selected: round 1" in capsys.readouterr().out
+    assert json.loads((out / "config.json").read_text())["search_store"] == str(Path(tiny_store).resolve())
+
+
+def test_a_setup_failure_stops_the_run_at_round_1_and_exits_non_zero(tmp_path, tiny_store, monkeypatch, capsys):
+    from agents.discovery import loop
+
+    calls = []
+
+    def no_store(code, job, limits, workers=1):
+        calls.append(job.store)
+        return loop.failed("setup", "setup-error", "the search splits could not be loaded: no such store")
+
+    monkeypatch.setattr(loop, "evaluate_candidate", no_store)
+    out = tmp_path / "run"
+    argv = ["discover", "--rounds", "3", "--proposer", f"scripted:{EXAMPLES}", "--out", str(out), "--seeds", "1"]
+    assert main([*argv, "--search", tiny_store]) == 1
+    captured = capsys.readouterr()
+    assert len(calls) == 1 and "round 2/3" not in captured.out
+    errors = [line for line in captured.err.splitlines() if line]
+    assert errors == [
+        "autotts discover: error: round 1 could not be evaluated: the search splits could not be loaded: "
+        "no such store; the run stopped (round 1 is not kept)"
+    ]
+    assert not (out / "round-001").exists()
+
+
+def test_a_run_without_a_working_round_exits_non_zero(tmp_path, tiny_store, capsys):
+    replies = tmp_path / "replies"
+    replies.mkdir()
+    (replies / "01.md").write_text("I would rather not write code.\n")
+    out = tmp_path / "run"
+    argv = ["discover", "--rounds", "1", "--proposer", f"scripted:{replies}", "--out", str(out), "--search", tiny_store]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "autotts discover: error: no round produced a working controller (1 round(s) failed: extract/no-code)" in err

@@ -7,6 +7,7 @@ have a pure schedule whose cost grows with beta.
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -77,7 +78,9 @@ def test_beat_cmc_example_runs_end_to_end_for_each_family(tmp_path, family, labe
         "--heldout", "heldout", "--family", family, "--seeds", "1", "--betas", "0,1", "--cmc-betas", "0,1",
         "--handmade-betas", "1", "--ablation-betas", "1", "--workers", "1", "--out", str(tmp_path),
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    # This checkout's packages first, whatever an editable install elsewhere points at.
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     assert f"{label} cost monotone in beta on every split" in done.stdout
     ablation = json.loads((tmp_path / "ablation.json").read_text())
     variants = {row["variant"] for row in ablation}
@@ -98,7 +101,8 @@ def test_top_end_check_runs_and_compares_against_dsr_l(tmp_path):
 
     script = ROOT / "discovery" / "beat_cmc" / "top_end.py"
     command = [sys.executable, str(script), "--store", "default", "--benchmark", "search", "--seeds", "2", "--workers", "1", "--out", str(tmp_path)]
-    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
     assert "vs DSR-L curve [95% CI]" in done.stdout and "synthetic/search" in done.stdout
     rows = json.loads((tmp_path / "top_end.json").read_text())
     curve = [r for r in rows if not r["changes"]]

@@ -277,6 +277,9 @@ def test_train_ppo_command_writes_a_model_the_registry_loads(easy_store: Path, t
          "--tensorboard", str(tmp_path / "tb"), "--out", str(tmp_path / "out")]
     )  # fmt: skip
     assert code == 0
-    assert "steps/s" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "steps/s" in captured.out
+    # Alive even when stderr is not a terminal: a bar over the steps, on stderr.
+    assert "train: 100%" in captured.err and "256/256" in captured.err
     controller = make_controller(f"ppo:{tmp_path / 'out' / 'model.zip'}", overrides={"name": "ppo-test"})
     assert controller.name == "ppo-test"

@@ -133,8 +133,8 @@ def test_write_table1(tmp_path):
     table = Table1(["s"], ["h"], [Table1Row("A", "ASC", "method", {"s": (1.0, 2.0), "h": None}, None)])
     csv_path, json_path = write_table1(table, tmp_path)
     assert csv_path.read_text().splitlines() == [
-        "model,method,kind,s_accuracy,s_tokens,h_accuracy,h_tokens,heldout_avg_accuracy,heldout_avg_tokens",
-        "A,ASC,method,1.0000,2.0,,,,",
+        "model,method,kind,s_accuracy,s_tokens,h_accuracy,h_tokens",
+        "A,ASC,method,1.0000,2.0,,",
     ]
     assert json.loads(json_path.read_text())["rows"][0]["label"] == "ASC"
 

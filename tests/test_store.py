@@ -319,10 +319,10 @@ def test_unreadable_manifest_and_missing_files(tmp_path):
     branches = path.parent / "M" / "quiz" / "branches.parquet"
     branches.unlink()
     with pytest.raises(StoreError, match=rf"^{branches}: missing file of split M/quiz"):
-        Store.load(path.parent)
+        list(Store.load(path.parent))
     branches.write_bytes(b"not parquet")
-    with pytest.raises(StoreError, match="unreadable Parquet"):
-        Store.load(path.parent)
+    with pytest.raises(StoreError, match=rf"^{branches}: unreadable Parquet file of split M/quiz"):
+        list(Store.load(path.parent))
 
 
 def test_parquet_missing_column_is_named(tmp_path):
@@ -330,7 +330,29 @@ def test_parquet_missing_column_is_named(tmp_path):
     branches = path.parent / "M" / "quiz" / "branches.parquet"
     pq.write_table(pq.read_table(branches).drop_columns(["total_tokens"]), branches)
     with pytest.raises(StoreError, match=rf"^{branches}: missing column 'total_tokens'"):
-        Store.load(path.parent)
+        Store.load(path.parent).select(["M/quiz"])
+
+
+def test_one_broken_split_blocks_only_what_asks_for_it(tmp_path, capsys):
+    """A corrupted Parquet file in one split: the others still load, in the library and
+    through every command that names them; asking for the broken one names its file."""
+    from autotts_gym.cli import main
+    from autotts_gym.synthetic import generate_split
+
+    folder = tmp_path / "store"
+    Store([generate_split(3, 8, 0, model="M", benchmark="good"), generate_split(3, 8, 1, model="M", benchmark="bad")]).save(folder)
+    broken = folder / "M" / "bad" / "branches.parquet"
+    broken.write_bytes(b"PAR1 torn in half")
+    store = Store.load(folder)
+    assert store.names == ["M/good", "M/bad"] and store.benchmarks == ["good", "bad"]
+    assert [s.name for s in store.select(["M/good"])] == ["M/good"]
+    with pytest.raises(StoreError, match=rf"^{broken}: unreadable Parquet file of split M/bad"):
+        store.select(["*/bad"])
+    argv = ["evaluate", str(folder), "--method", "sc", "--seeds", "1", "--workers", "1", "--no-progress"]
+    assert main([*argv, "--splits", "M/good"]) == 0
+    assert "M/good" in capsys.readouterr().out
+    assert main(argv) == 2
+    assert f"{broken}: unreadable Parquet file of split M/bad" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- lookups
@@ -521,3 +543,20 @@ def test_save_refuses_a_split_out_of_bounds_and_writes_nothing(tmp_path):
     with pytest.raises(StoreError, match=r"^split M/quiz, question 0, branch 1, field probe_answers: 30 probe answers"):
         Store([bad]).save(tmp_path / "store")
     assert os.listdir(tmp_path) == []
+
+
+def test_a_saved_store_has_the_usual_mode(tmp_path):
+    """Not mkdtemp's 0700: a lab shares stores on a cluster."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path, _ = _saved(tmp_path)
+        folder = path.parent
+        assert folder.stat().st_mode & 0o777 == 0o755
+        assert all(p.stat().st_mode & 0o777 in (0o755, 0o644) for p in folder.rglob("*"))
+        os.umask(0o002)
+        Store.load(folder).save(folder, overwrite=True)
+        assert folder.stat().st_mode & 0o777 == 0o775
+    finally:
+        os.umask(old)

@@ -11,7 +11,11 @@ Each round
 4. writes the round folder atomically and logs it to TensorBoard.
 
 A candidate that fails in any way is a failed round with its diagnostic; the run goes
-on. A proposer that fails (API error) stops the run; ``resume`` continues it.
+on. A round that fails at ``setup`` (the sandbox could not load the search splits) is
+not the candidate's fault and would fail the same way every round: the run stops there,
+and the round is not kept. A proposer that fails (API error) stops the run; ``resume``
+continues it. Store paths are made absolute before anything starts, since the sandbox
+runs in a folder of its own.
 
 At the end the best (round, point) by mean search accuracy, ties to fewer tokens, is
 selected; only then, and only for the report, it is evaluated on the held-out splits.
@@ -20,6 +24,7 @@ selected; only then, and only for the report, it is evaluated on the held-out sp
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -105,11 +110,29 @@ class DiscoveryConfig:
 
 @dataclass
 class DiscoveryResult:
-    """What a run produced: every round, the selection, the held-out report."""
+    """What a run produced: every round, the selection, the held-out report.
+
+    ``stopped`` is the reason the run stopped early (a setup failure), else None.
+    """
 
     rounds: list[RoundRecord]
     selection: dict[str, Any] | None
     heldout: dict[str, Any] | None
+    stopped: str | None = None
+
+    @property
+    def error(self) -> str | None:
+        """One sentence when no round could be evaluated (the run failed), else None."""
+        if self.stopped:
+            return self.stopped
+        if self.selection is None:
+            failures = [h.data.get("failure") or {} for h in self.rounds]
+            kinds = sorted({f"{f.get('stage')}/{f.get('kind')}" for f in failures})
+            return (
+                f"no round produced a working controller ({len(self.rounds)} round(s) failed: {', '.join(kinds) or '-'}); "
+                "see round.json and sandbox.log in each round's folder"
+            )
+        return None
 
 
 def parse_split_source(text: str) -> tuple[str, tuple[str, ...]]:
@@ -121,6 +144,14 @@ def parse_split_source(text: str) -> tuple[str, tuple[str, ...]]:
     if not sep or not store:
         return text, ()
     return store, tuple(p for p in patterns.split(",") if p)
+
+
+def absolute_store(store: str | None) -> str | None:
+    """A store path made absolute (``default`` and None stay as they are): the sandbox
+    and resumed runs work in other folders."""
+    if store is None or store in ("", "default"):
+        return store
+    return str(Path(store).expanduser().resolve())
 
 
 def resolve_splits(store: Store, patterns: Sequence[str], what: str) -> list[str]:
@@ -153,6 +184,11 @@ def run_discovery(
         resume: continue the run in ``config.out`` (its finished rounds are kept as they are).
         say: where progress lines go.
     """
+    config = replace(
+        config,
+        search_store=absolute_store(config.search_store),
+        heldout_store=absolute_store(config.heldout_store),
+    )
     out = Path(config.out)
     search_names = resolve_splits(load_store(config.search_store), config.search, "search")
     heldout_names: list[str] = []
@@ -194,11 +230,19 @@ def run_discovery(
     if history:
         say(f"resuming: rounds {', '.join(str(h.round) for h in history)} are finished and kept as they are")
     tracker = DiscoveryTracker(config.tensorboard or out / "tensorboard")
+    stopped = None
     try:
         for r in range(1, config.rounds + 1):
             if any(h.round == r for h in history):
                 continue
             record = run_round(r, [h for h in history if h.round < r], proposer, job, settings, config, say)
+            failure = record.data.get("failure") or {}
+            if failure.get("stage") == "setup":
+                # Not the candidate's fault, and every later round would fail the same way.
+                shutil.rmtree(round_folder(out, r), ignore_errors=True)
+                stopped = f"round {r} could not be evaluated: {failure.get('message')}; the run stopped (round {r} is not kept)"
+                say(f"round {r}/{config.rounds}: FAILED at setup: {failure.get('message')}")
+                break
             history.append(record)
             best = select_best(history)
             tracker.log_round(record, _sweep_rows(out, r), best, _sweep_rows(out, best[0].round) if best else [])
@@ -207,7 +251,9 @@ def run_discovery(
                 say(f"  best so far: {_point_text(*best)}")
     finally:
         tracker.close()
-    return _finish(out, history, config, search_names, heldout_names, say)
+    result = _finish(out, history, config, search_names, heldout_names, say)
+    result.stopped = stopped
+    return result
 
 
 def run_round(
@@ -309,6 +355,7 @@ def _prepare_run_dir(out: Path, config: DiscoveryConfig, resume: bool, say: Call
         if not path.is_file():
             raise ValueError(f"{out}: nothing to resume (no config.json); start the run without --resume")
         old = json.loads(path.read_text())
+        old["search_store"] = absolute_store(old.get("search_store"))  # runs started before paths were made absolute
         for key in RESUME_KEYS:
             if old.get(key) != settings.get(key):
                 raise ValueError(

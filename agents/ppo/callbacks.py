@@ -156,3 +156,39 @@ class EpisodeStatsCallback(BaseCallback):
             self.logger.record("rollout/fallback_rate", self._fallbacks / self._steps)
         self._results.clear()
         self._fallbacks = self._steps = 0
+
+
+class ProgressCallback(BaseCallback):
+    """A tqdm bar over environment steps on stderr (see :mod:`autotts_gym.progress`),
+    with the last training-time evaluation's accuracy and tokens in its postfix.
+
+    Args:
+        total_timesteps: the run's steps (the bar's 100%).
+        evaluator: the run's :class:`HeldOutEvalCallback`, if any.
+        enabled: False: no bar.
+    """
+
+    def __init__(self, total_timesteps: int, evaluator: HeldOutEvalCallback | None = None, enabled: bool = True):
+        super().__init__()
+        self.total_timesteps = int(total_timesteps)
+        self.evaluator = evaluator
+        self.enabled = enabled
+        self.bar: Any = None
+        self._shown: dict[str, float] | None = None
+
+    def _on_training_start(self) -> None:
+        from autotts_gym.progress import progress_bar
+
+        self.bar = progress_bar(self.total_timesteps, desc="train", unit="step", enabled=self.enabled)
+
+    def _on_step(self) -> bool:
+        # SB3 finishes its last rollout past total_timesteps: the bar stops at 100%.
+        self.bar.update(min(self.num_timesteps, self.total_timesteps) - self.bar.n)
+        last = (self.evaluator.last or {}).get("all") if self.evaluator else None
+        if last is not None and last is not self._shown:
+            self._shown = last
+            self.bar.set_postfix_str(f"eval {last['accuracy']:.1f}% at {last['tokens'] / 1000:.0f}k tokens", refresh=False)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()

@@ -29,7 +29,7 @@ import gymnasium as gym
 import numpy as np
 
 import autotts_gym  # noqa: F401  (registers AutoTTS-v0)
-from agents.ppo.callbacks import EpisodeStatsCallback, HeldOutEvalCallback
+from agents.ppo.callbacks import EpisodeStatsCallback, HeldOutEvalCallback, ProgressCallback
 from agents.ppo.config import CONFIG_NAME, TrainConfig
 from agents.ppo.policy import configure_torch
 from agents.ppo.wrappers import AdmissibleActionWrapper
@@ -136,12 +136,13 @@ def prepare(config: TrainConfig) -> tuple[TrainConfig, Store]:
     return config, store
 
 
-def train(config: TrainConfig, *, verbose: int = 0) -> TrainResult:
+def train(config: TrainConfig, *, verbose: int = 0, progress: bool = False) -> TrainResult:
     """Train a policy as ``config`` says; save the model, its config and checkpoints.
 
     Args:
         config: the run (see :class:`~agents.ppo.config.TrainConfig`).
         verbose: 1 prints SB3's tables and each evaluation.
+        progress: a tqdm bar over steps on stderr (with the last evaluation's figures).
 
     Returns:
         :class:`TrainResult` with the paths of everything written.
@@ -174,6 +175,7 @@ def train(config: TrainConfig, *, verbose: int = 0) -> TrainResult:
         eval_splits = store.select(config.eval_splits or config.splits)
         evaluator = HeldOutEvalCallback(config, eval_splits, options, config.eval_freq, out / "eval.csv", verbose)
         callbacks.append(evaluator)
+    callbacks.append(ProgressCallback(config.total_timesteps, evaluator, enabled=progress))
 
     run_name = config.run_name or config.default_run_name()
     started = time.perf_counter()

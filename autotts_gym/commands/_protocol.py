@@ -4,10 +4,11 @@ evaluation protocol (seeds, shuffle, budget, ...) and how the run is executed.""
 from __future__ import annotations
 
 import argparse
-import sys
 
+from autotts_gym.commands._args import positive_float, positive_int
 from autotts_gym.evaluation import EpisodeOptions, make_options
 from autotts_gym.orders import SHUFFLES
+from autotts_gym.progress import add_progress_argument
 
 
 def add_store_argument(parser: argparse.ArgumentParser) -> None:
@@ -20,19 +21,19 @@ def add_store_argument(parser: argparse.ArgumentParser) -> None:
 def add_protocol_arguments(parser: argparse.ArgumentParser, splits: bool = True) -> None:
     """Seeds, shuffle, subsample, budget, split selection, workers and progress."""
     group = parser.add_argument_group("protocol")
-    group.add_argument("--seeds", type=int, default=100, metavar="N", help="episode seeds 0..N-1 per question (default 100, the paper's)")
+    group.add_argument("--seeds", type=positive_int, default=100, metavar="N", help="episode seeds 0..N-1 per question (default 100, the paper's)")
     group.add_argument(
         "--shuffle", default="release", choices=SHUFFLES, help="branch order per (question, seed) (default: release, the paper's)"
     )
-    group.add_argument("--subsample", type=int, metavar="K", help="let an episode open only the first K branches of its order")
-    group.add_argument("--budget-tokens", type=float, metavar="T", help="per-episode token budget (default: none)")
+    group.add_argument("--subsample", type=positive_int, metavar="K", help="let an episode open only the first K branches of its order")
+    group.add_argument("--budget-tokens", type=positive_float, metavar="T", help="per-episode token budget (default: none)")
     if splits:
         group.add_argument(
             "--splits", nargs="+", metavar="PATTERN", help="splits to use: model/benchmark, model/* or */benchmark (default: all)"
         )
     run = parser.add_argument_group("execution")
-    run.add_argument("--workers", type=int, metavar="W", help="worker processes (default: all cores; 1: this process)")
-    run.add_argument("--progress", action="store_true", help="show a progress bar on stderr even when it is not a terminal")
+    run.add_argument("--workers", type=positive_int, metavar="W", help="worker processes (default: all cores; 1: this process)")
+    add_progress_argument(run)
 
 
 def options_from_args(args: argparse.Namespace) -> EpisodeOptions:
@@ -43,5 +44,5 @@ def options_from_args(args: argparse.Namespace) -> EpisodeOptions:
 
 
 def show_progress(args: argparse.Namespace) -> bool:
-    """A progress bar when asked for, or when stderr is a terminal."""
-    return bool(args.progress or sys.stderr.isatty())
+    """A progress bar unless ``--no-progress`` (see :mod:`autotts_gym.progress`)."""
+    return bool(args.progress)

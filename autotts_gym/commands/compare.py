@@ -8,7 +8,8 @@ import json
 import time
 from pathlib import Path
 
-from agents.registry import parse_overrides
+from agents.registry import parse_overrides, spec_help
+from autotts_gym.commands._args import positive_int
 from autotts_gym.commands._protocol import add_protocol_arguments, add_store_argument, options_from_args, show_progress
 from autotts_gym.evaluation import monotonicity_violations, write_records_csv
 from autotts_gym.methods import (
@@ -37,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--methods",
         default=",".join(COMPARE_METHODS),
         metavar="M1,M2,...",
-        help=f"comma-separated method specs (default {','.join(COMPARE_METHODS)}); a method without a beta schedule runs once",
+        help=f"comma-separated method specs (default {','.join(COMPARE_METHODS)}): {spec_help()}; "
+        "a method with @BETA or without a beta schedule runs once",
     )
     parser.add_argument(
         "--betas",
@@ -67,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also compare every setting with METHOD's curve at matched tokens, per benchmark (model average), "
         "with 95%% bootstrap intervals paired over questions; writes paired.json",
     )
-    paired.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples of --against (default 2000)")
+    paired.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples of --against (default 2000)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,6 +17,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from autotts_gym.commands._args import nonnegative_float, positive_int
+
 NAME = "demo"
 HELP = "Play a few simple policies through AutoTTS-v0 on a store (default: the embedded one) and print a table."
 ORDER = 0
@@ -25,8 +27,8 @@ ORDER = 0
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``autotts demo``."""
     parser.add_argument("--store", default="default", help="store folder, release JSON file/folder, or 'default'")
-    parser.add_argument("--seeds", type=int, default=5, help="order seeds per question")
-    parser.add_argument("--cost-weight", type=float, default=1e-6, help="reward per token charged")
+    parser.add_argument("--seeds", type=positive_int, default=5, help="order seeds per question (default 5)")
+    parser.add_argument("--cost-weight", type=nonnegative_float, default=1e-6, help="reward per token charged")
     parser.add_argument("--shuffle", default="numpy", choices=["numpy", "release"], help="branch order")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from autotts_gym.commands._args import nonnegative_float, nonnegative_int, positive_float, positive_int, unit_float
 from autotts_gym.orders import SHUFFLES
 
 NAME = "discover"
@@ -19,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     limits = SandboxLimits()
     parser.add_argument(
-        "--rounds", type=int, required=True, metavar="R", help="rounds in all (a resumed run continues up to R)"
+        "--rounds", type=positive_int, required=True, metavar="R", help="rounds in all (a resumed run continues up to R)"
     )
     parser.add_argument(
         "--proposer",
@@ -47,21 +48,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument(
         "--betas",
         nargs="+",
-        type=float,
+        type=unit_float,
         default=list(DEFAULT_BETAS),
         metavar="B",
         help="the sweep (default 0 0.25 0.5 0.75 1)",
     )
     data.add_argument(
         "--seeds",
-        type=int,
+        type=positive_int,
         default=DEFAULT_SEEDS,
         metavar="N",
         help=f"seeds per question in search (default {DEFAULT_SEEDS}, small for speed)",
     )
     data.add_argument(
         "--heldout-seeds",
-        type=int,
+        type=positive_int,
         default=DEFAULT_HELDOUT_SEEDS,
         metavar="N",
         help=f"seeds per question held out (default {DEFAULT_HELDOUT_SEEDS})",
@@ -79,59 +80,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     llm = parser.add_argument_group("proposer")
     llm.add_argument("--base-url", metavar="URL", help="API base URL (default: OPENAI_BASE_URL / ANTHROPIC_BASE_URL)")
     llm.add_argument("--api-key", metavar="KEY", help="API key (default: OPENAI_API_KEY / ANTHROPIC_API_KEY)")
-    llm.add_argument("--temperature", type=float, default=0.7, help="sampling temperature (default 0.7)")
+    llm.add_argument("--temperature", type=nonnegative_float, default=0.7, help="sampling temperature (default 0.7)")
     llm.add_argument(
-        "--max-tokens", type=int, default=8192, metavar="N", help="most completion tokens per reply (default 8192)"
+        "--max-tokens", type=positive_int, default=8192, metavar="N", help="most completion tokens per reply (default 8192)"
     )
     llm.add_argument(
-        "--request-timeout", type=float, default=600.0, metavar="S", help="seconds per API request (default 600)"
+        "--request-timeout", type=positive_float, default=600.0, metavar="S", help="seconds per API request (default 600)"
     )
-    llm.add_argument("--retries", type=int, default=2, metavar="N", help="API retries of a failed request (default 2)")
+    llm.add_argument("--retries", type=nonnegative_int, default=2, metavar="N", help="API retries of a failed request (default 2)")
     llm.add_argument("--price-table", metavar="FILE", help="JSON: model -> {prompt, completion} USD per million tokens")
 
     feedback = parser.add_argument_group("prompt and traces")
     feedback.add_argument(
-        "--prompt-chars", type=int, default=60_000, metavar="N", help="prompt size limit (default 60000)"
+        "--prompt-chars", type=positive_int, default=60_000, metavar="N", help="prompt size limit (default 60000)"
     )
     feedback.add_argument(
-        "--trace-chars", type=int, default=8_000, metavar="N", help="size limit of one round's traces (default 8000)"
+        "--trace-chars", type=positive_int, default=8_000, metavar="N", help="size limit of one round's traces (default 8000)"
     )
     feedback.add_argument(
-        "--trace-episodes", type=int, default=3, metavar="K", help="episodes traced per round (default 3)"
+        "--trace-episodes", type=nonnegative_int, default=3, metavar="K", help="episodes traced per round (default 3)"
     )
 
     sandbox = parser.add_argument_group("sandbox")
     sandbox.add_argument(
         "--cpu-seconds",
-        type=float,
+        type=positive_float,
         default=limits.cpu_seconds,
         metavar="S",
         help=f"CPU time per evaluation (default {limits.cpu_seconds:g})",
     )
     sandbox.add_argument(
         "--timeout",
-        type=float,
+        type=positive_float,
         default=limits.wall_seconds,
         metavar="S",
         help=f"wall-clock time per evaluation (default {limits.wall_seconds:g})",
     )
     sandbox.add_argument(
         "--memory-mb",
-        type=float,
+        type=positive_float,
         default=limits.memory_mb,
         metavar="MB",
         help=f"memory a candidate may add (default {limits.memory_mb:g})",
     )
     sandbox.add_argument(
         "--max-actions",
-        type=int,
+        type=positive_int,
         default=limits.max_actions,
         metavar="N",
         help=f"attempted actions per episode (default {limits.max_actions})",
     )
     sandbox.add_argument(
         "--workers",
-        type=int,
+        type=positive_int,
         metavar="W",
         help="sandbox processes per evaluation, sharing the betas (default: usable cores)",
     )
@@ -146,7 +147,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the configuration and the proposer, run the loop."""
-    from agents.discovery.loop import DiscoveryConfig, parse_split_source, run_discovery
+    from agents.discovery.loop import DiscoveryConfig, absolute_store, parse_split_source, run_discovery
     from agents.discovery.proposers import PriceTable, ProposerError, make_proposer
     from agents.discovery.sandbox import SandboxLimits
     from autotts_gym.evaluation import default_workers
@@ -171,8 +172,11 @@ def run(args: argparse.Namespace) -> int:
             "and can read your files and use the network",
             file=sys.stderr,
         )
+    # Paths are resolved here, before anything starts: the sandbox runs in a folder of its own.
     store, search = parse_split_source(args.search)
+    store = absolute_store(store)
     heldout_store, heldout = _heldout(args.heldout)
+    heldout_store = absolute_store(heldout_store)
     config = DiscoveryConfig(
         out=args.out,
         rounds=args.rounds,
@@ -207,10 +211,13 @@ def run(args: argparse.Namespace) -> int:
             max_retries=args.retries,
             prices=PriceTable.load(args.price_table),
         )
-        run_discovery(config, proposer, resume=args.resume, say=lambda line: print(line, flush=True))
+        result = run_discovery(config, proposer, resume=args.resume, say=lambda line: print(line, flush=True))
     except ProposerError as err:
         print(f"autotts discover: proposer error: {err}", file=sys.stderr)
         print(f"autotts discover: finished rounds are kept; continue with --resume --out {args.out}", file=sys.stderr)
+        return 1
+    if result.error:
+        print(f"autotts discover: error: {result.error}", file=sys.stderr)
         return 1
     return 0
 

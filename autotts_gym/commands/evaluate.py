@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from agents.registry import parse_overrides
+from agents.registry import parse_overrides, spec_help
+from autotts_gym.commands._args import unit_float
 from autotts_gym.commands._protocol import add_protocol_arguments, add_store_argument, options_from_args, show_progress
 from autotts_gym.evaluation import default_workers, monotonicity_violations, write_records_csv, write_summaries_json
-from autotts_gym.methods import MethodSpec, parse_betas, run_methods
+from autotts_gym.methods import parse_betas, parse_method_spec, run_methods
 from autotts_gym.reporting import summary_json, summary_line
 from autotts_gym.tracking import log_summaries
 
@@ -25,18 +27,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--method",
         required=True,
-        metavar="NAME",
-        help="sc, asc, esc, parallel-probe, cmc, path/to/file.py:ClassName, module:ClassName or ppo:MODEL.zip; "
-        "a file or module is your own code and runs in this process (see --isolate)",
+        metavar="SPEC",
+        help=spec_help(),
     )
     parser.add_argument(
         "--isolate",
         action="store_true",
         help="run the method's code exactly as discovery runs candidates: in an OS container (bubblewrap) that "
-        "holds only what its episodes revealed, with the engine in this process",
+        "holds only what its episodes revealed, with the engine in this process (without it, a file.py:Class "
+        "method is your own code and runs in this process)",
     )
     parser.add_argument(
-        "--beta", type=float, action="append", metavar="B", help="build the method from its schedule at B (repeat for a sweep)"
+        "--beta", type=unit_float, action="append", metavar="B", help="build the method from its schedule at B (repeat for a sweep)"
     )
     parser.add_argument("--betas", metavar="B1,B2,...", help="comma-separated betas of a sweep")
     parser.add_argument(
@@ -53,7 +55,10 @@ def run(args: argparse.Namespace) -> int:
     """Build the controller(s), evaluate, print, and write the requested files."""
     overrides = parse_overrides(args.set)
     betas = [*(args.beta or []), *(parse_betas(args.betas) if args.betas else [])]
-    specs = [MethodSpec(args.method, b, overrides) for b in betas] or [MethodSpec(args.method, None, overrides)]
+    spec = parse_method_spec(args.method, overrides)
+    if spec.beta is not None and betas:
+        raise ValueError(f"--method {args.method} fixes beta {spec.beta:g}; drop --beta/--betas or the @{spec.beta:g}")
+    specs = [replace(spec, beta=b) for b in betas] or [spec]
     options = options_from_args(args)
     started = time.perf_counter()
     evaluations = run_methods(

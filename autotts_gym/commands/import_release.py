@@ -40,8 +40,12 @@ def _read_sources(args: argparse.Namespace) -> Store:
     if args.model is None and args.benchmark is None:
         return import_release(args.sources)
     source = Path(args.sources[0])
-    if len(args.sources) != 1 or not source.is_file():
-        raise ValueError("--model and --benchmark name a single SRC file; give exactly one JSON file")
+    if len(args.sources) != 1:
+        raise ValueError(f"--model and --benchmark name a single SRC file; got {len(args.sources)} sources")
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: no such file")
+    if not source.is_file():
+        raise ValueError(f"{source} is a folder; --model and --benchmark name a single release JSON file")
     model = args.model or source.parent.name or "model"
     benchmark = args.benchmark or source.stem
     return Store([read_release_file(source, model, benchmark)])

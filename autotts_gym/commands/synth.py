@@ -6,6 +6,8 @@ import argparse
 import time
 from pathlib import Path
 
+from autotts_gym.commands._args import nonnegative_int, positive_int
+from autotts_gym.progress import add_progress_argument
 from autotts_gym.store import Store
 from autotts_gym.synthetic import DEFAULT_PROFILE, PROFILES, generate_split
 
@@ -16,9 +18,9 @@ ORDER = 12
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``autotts synth``."""
-    parser.add_argument("--questions", type=int, required=True, metavar="Q", help="number of questions")
-    parser.add_argument("--branches", type=int, required=True, metavar="B", help="branches per question")
-    parser.add_argument("--seed", type=int, required=True, metavar="S", help="seed (same seed, same store)")
+    parser.add_argument("--questions", type=positive_int, required=True, metavar="Q", help="number of questions")
+    parser.add_argument("--branches", type=positive_int, required=True, metavar="B", help="branches per question")
+    parser.add_argument("--seed", type=nonnegative_int, required=True, metavar="S", help="seed (same seed, same store)")
     parser.add_argument(
         "--profile",
         default=DEFAULT_PROFILE,
@@ -28,8 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="STORE", help="store folder to write")
     parser.add_argument("--model", default="synthetic", help="model name of the split (default synthetic)")
     parser.add_argument("--benchmark", default="synthetic", help="benchmark name of the split (default synthetic)")
-    parser.add_argument("--interval-tokens", type=int, default=500, metavar="DELTA", help="tokens between probes")
+    parser.add_argument("--interval-tokens", type=positive_int, default=500, metavar="DELTA", help="tokens between probes")
     parser.add_argument("--overwrite", action="store_true", help="replace STORE if it exists")
+    add_progress_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         benchmark=args.benchmark,
         profile=args.profile,
         interval_tokens=args.interval_tokens,
+        progress=args.progress,
     )
     generated = time.perf_counter()
     Store([split]).save(out, overwrite=args.overwrite)

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from agents.registry import spec_help
 from autotts_gym.commands._protocol import add_protocol_arguments, add_store_argument, options_from_args, show_progress
 from autotts_gym.evaluation import write_summaries_json
 from autotts_gym.methods import TABLE1_ROWS, parse_list, run_table1
@@ -24,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rows",
         default=",".join(TABLE1_ROWS),
         metavar="SPEC,...",
-        help=f"method specs, METHOD or METHOD@BETA (default: the paper's {','.join(TABLE1_ROWS)})",
+        help=f"comma-separated method specs (default: the paper's {','.join(TABLE1_ROWS)}): {spec_help()}",
     )
     parser.add_argument(
         "--search", nargs="+", metavar="BENCH", help="search benchmark(s), first columns (default: aime24, else the store's first)"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 
 from agents.ppo.config import ALGOS, VEC_ENVS, TrainConfig
+from autotts_gym.commands._args import nonnegative_float, nonnegative_int, positive_float, positive_int
+from autotts_gym.progress import add_progress_argument
 
 NAME = "train-ppo"
 HELP = "Train a PPO policy on a store (MaskablePPO with the env's masks, or plain PPO); TensorBoard, checkpoints."
@@ -22,22 +24,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--eval-splits", nargs="+", metavar="SPLIT", help="splits of the training-time evaluation (default: --splits)"
     )
     parser.add_argument(
-        "--timesteps", type=int, default=d.total_timesteps, help=f"environment steps (default {d.total_timesteps})"
+        "--timesteps", type=positive_int, default=d.total_timesteps, help=f"environment steps (default {d.total_timesteps})"
     )
     parser.add_argument(
-        "--cost-weight", type=float, required=True, metavar="W", help="reward = 1{correct} - W * tokens"
+        "--cost-weight", type=nonnegative_float, required=True, metavar="W", help="reward = 1{correct} - W * tokens"
     )
-    parser.add_argument("--budget-tokens", type=float, metavar="B", help="per-episode token budget (default: none)")
+    parser.add_argument("--budget-tokens", type=positive_float, metavar="B", help="per-episode token budget (default: none)")
     parser.add_argument(
         "--max-branches",
-        type=int,
+        type=positive_int,
         default=d.max_branches,
         metavar="N",
         help=f"branches the policy can open (default {d.max_branches})",
     )
-    parser.add_argument("--n-envs", type=int, default=d.n_envs, metavar="K", help=f"parallel envs (default {d.n_envs})")
+    parser.add_argument("--n-envs", type=positive_int, default=d.n_envs, metavar="K", help=f"parallel envs (default {d.n_envs})")
     parser.add_argument("--vec-env", choices=VEC_ENVS, default=d.vec_env, help=f"vector env (default {d.vec_env})")
-    parser.add_argument("--seed", type=int, default=d.seed, metavar="S", help=f"seed (default {d.seed})")
+    parser.add_argument("--seed", type=nonnegative_int, default=d.seed, metavar="S", help=f"seed (default {d.seed})")
     parser.add_argument(
         "--algo",
         choices=ALGOS,
@@ -46,32 +48,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--eval-freq",
-        type=int,
+        type=nonnegative_int,
         default=d.eval_freq,
         metavar="STEPS",
         help=f"timesteps between evaluations, 0: none (default {d.eval_freq})",
     )
     parser.add_argument(
         "--eval-seeds",
-        type=int,
+        type=positive_int,
         default=d.eval_seeds,
         help=f"branch orders per question in evaluations (default {d.eval_seeds})",
     )
     parser.add_argument(
         "--checkpoint-freq",
-        type=int,
+        type=nonnegative_int,
         default=d.checkpoint_freq,
         metavar="STEPS",
         help=f"timesteps between checkpoints, 0: none (default {d.checkpoint_freq})",
     )
-    parser.add_argument("--learning-rate", type=float, default=d.learning_rate, help=f"default {d.learning_rate}")
-    parser.add_argument("--ent-coef", type=float, default=d.ent_coef, help=f"entropy bonus (default {d.ent_coef})")
+    parser.add_argument("--learning-rate", type=positive_float, default=d.learning_rate, help=f"default {d.learning_rate}")
+    parser.add_argument("--ent-coef", type=nonnegative_float, default=d.ent_coef, help=f"entropy bonus (default {d.ent_coef})")
     parser.add_argument("--run-name", help="TensorBoard run name (default: <algo>_w<cost weight>_s<seed>)")
     parser.add_argument("--tensorboard", required=True, metavar="DIR", help="TensorBoard log folder")
     parser.add_argument(
         "--out", required=True, metavar="DIR", help="folder of model.zip, config.json, checkpoints/, eval.csv"
     )
     parser.add_argument("--verbose", action="store_true", help="print SB3's tables and each evaluation")
+    add_progress_argument(parser)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -103,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     """Train, then print where the model went, the speed and the last evaluation."""
     from agents.ppo.train import train  # torch and SB3 load only when training
 
-    result = train(config_from_args(args), verbose=int(args.verbose))
+    result = train(config_from_args(args), verbose=int(args.verbose), progress=args.progress)
     print(f"model: {result.model} (config {result.config})")
     print(f"tensorboard: {result.tensorboard}   checkpoints: {result.checkpoints}")
     print(
