@@ -29,6 +29,8 @@ from autotts_gym.engine import Episode, InvalidAction
 from autotts_gym.isolation import support
 from autotts_gym.store import load_store
 
+if support() is not None and os.environ.get("AUTOTTS_REQUIRE_ISOLATION"):
+    raise RuntimeError(f"AUTOTTS_REQUIRE_ISOLATION is set but this machine cannot isolate: {support()}")
 pytestmark = pytest.mark.skipif(support() is not None, reason=f"no isolation here: {support()}")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,11 +166,11 @@ for obj in gc.get_objects():
                 found.append(x)
 for name, mod in list(sys.modules.items()):
     for v in list(vars(mod).values()):
-        if type(v).__name__ in ("QuestionData", "Split", "Store", "Episode") and "Remote" not in type(v).__name__:
+        if type(v).__module__ in ("autotts_gym.store", "autotts_gym.release", "autotts_gym.evaluation"):
             found.append(type(v).__name__)
 for o in gc.get_objects():
     t = type(o)
-    if t.__name__ in ("QuestionData", "Split", "Store") or t.__module__.startswith("autotts_gym.st"):
+    if t.__module__.startswith(("autotts_gym.st", "autotts_gym.rel", "autotts_gym.eng", "autotts_gym.ev")):
         found.append(t.__module__ + "." + t.__name__)
 if found:
     raise RuntimeError("LEAK " + repr(found[:5]))
@@ -504,3 +506,72 @@ def test_concurrent_rounds_do_not_interfere(job, honest_before):
     honest = evaluate_candidate(HONEST, job, LIMITS)
     thread.join()
     assert honest.ok and points(honest) == honest_before
+
+
+# ------------------------------------------------------------------- the loop survives, resumes
+def test_discovery_survives_hostile_rounds_and_resumes(tmp_path, store_file, monkeypatch, honest_before):
+    """Rounds that kill their parent, fork, loop forever or blow memory are recorded
+    failures; the loop goes on; --resume continues; no process or temporary folder is left."""
+    from agents.discovery import sandbox
+    from agents.discovery.history import load_history
+    from agents.discovery.loop import DiscoveryConfig, run_discovery
+    from agents.discovery.proposers import ScriptedProposer
+
+    monkeypatch.setattr(sandbox, "check_candidate", lambda *a, **k: None)  # reach the container
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    attacks = [
+        HONEST_RUN,
+        "import os, signal\nfor _ in range(20):\n    try:\n        os.fork()\n    except OSError:\n        break\n"
+        "os.kill(os.getppid(), signal.SIGKILL)\nos.kill(1, signal.SIGKILL)\n" + HONEST_RUN,
+        "n = 0\nwhile True:\n    n += 1\n",
+        "blob = bytearray(1536 * 2 ** 20)\n" + HONEST_RUN,
+        HONEST_RUN,
+    ]
+    for i, run in enumerate(attacks, 1):
+        (scripts / f"{i:02d}.py").write_text(candidate(run))
+    before_procs, before_tmp = sandbox_processes(), temp_folders()
+    limits = SandboxLimits(cpu_seconds=2, wall_seconds=60, memory_mb=512, max_actions=5000)
+    settings = dict(
+        out=str(tmp_path / "run"), proposer=f"scripted:{scripts}", search_store=str(store_file),
+        search=("tiny/search",), betas=(0.0, 1.0), seeds=2, limits=limits, workers=1,
+    )  # fmt: skip
+    run_discovery(DiscoveryConfig(rounds=3, **settings), ScriptedProposer(scripts), say=lambda _: None)
+    run_discovery(DiscoveryConfig(rounds=5, **settings), ScriptedProposer(scripts), resume=True, say=lambda _: None)
+    history = {h.round: h for h in load_history(tmp_path / "run")}
+    assert sorted(history) == [1, 2, 3, 4, 5]
+    assert history[1].data["status"] == "ok" and history[5].data["status"] == "ok"
+    assert history[2].data["failure"]["kind"] in ("crash", "exception", "invalid-request")
+    assert [history[r].data["failure"]["kind"] for r in (3, 4)] == ["cpu-limit", "memory"]
+    assert [(p["label"], round(p["accuracy"], 9)) for p in history[5].points] == [
+        (label, acc) for label, acc, _ in honest_before
+    ]
+    assert sandbox_processes() <= before_procs and temp_folders() <= before_tmp
+
+
+def test_the_wire_decodes_any_bytes_into_plain_values_or_a_channel_error():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from autotts_gym.isolation import wire
+
+    ints = st.integers(min_value=wire.NONE, max_value=2**63 - 1)
+    small = st.sampled_from([0, 1, 2, 4, 8, 11, 12, -1, 3, 30, wire.NONE])
+
+    @settings(max_examples=400, deadline=None)
+    @given(st.lists(st.one_of(small, ints), max_size=40), st.binary(max_size=20), st.binary(max_size=64))
+    def check(values, strings, raw):
+        from array import array
+
+        for payload in (wire._HEADER.pack(len(values)) + array("q", values).tobytes() + strings, raw):
+            try:
+                requests = wire.unpack_requests(payload)
+            except wire.ChannelError:
+                continue
+            for r in requests:
+                assert all(
+                    v is None or type(v) in (int, str) or (type(v) is list and all(type(x) is int for x in v))
+                    for v in r
+                )
+
+    check()

@@ -4,6 +4,8 @@ ids' labels differ in isolation, and no built-in's decisions depend on them."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from agents.registry import METHODS
@@ -11,6 +13,8 @@ from autotts_gym.evaluation import evaluate_many, make_options
 from autotts_gym.isolation import evaluate_isolated, support
 from autotts_gym.synthetic import default_store
 
+if support() is not None and os.environ.get("AUTOTTS_REQUIRE_ISOLATION"):
+    raise RuntimeError(f"AUTOTTS_REQUIRE_ISOLATION is set but this machine cannot isolate: {support()}")
 pytestmark = pytest.mark.skipif(support() is not None, reason=f"no isolation here: {support()}")
 
 FIELDS = ("question", "seed", "answer", "correct", "tokens", "sequential_tokens", "intervals", "branches_opened",
