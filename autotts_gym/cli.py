@@ -5,38 +5,33 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import pkgutil
 import sys
 from collections.abc import Sequence
 
-import autotts_gym.commands as commands_pkg
+from autotts_gym.commands import COMMANDS
 
 
-def _command_modules() -> list:
-    modules = []
-    for info in pkgutil.iter_modules(commands_pkg.__path__):
-        if info.name.startswith("_"):
-            continue
-        modules.append(importlib.import_module(f"{commands_pkg.__name__}.{info.name}"))
-    return sorted(modules, key=lambda m: getattr(m, "ORDER", 100))
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every discovered subcommand."""
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser. Every subcommand is listed; only the one ``argv`` names (all,
+    when ``argv`` is None) has its module imported and its arguments added."""
     parser = argparse.ArgumentParser(
         prog="autotts", description="Evaluate, learn and discover test-time-scaling controllers on replayed trajectories."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in _command_modules():
-        p = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
-        module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+    chosen = next((a for a in argv if not a.startswith("-")), None) if argv is not None else None
+    for name, module_name, help_text in COMMANDS:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if argv is None or name == chosen:
+            module = importlib.import_module(f"autotts_gym.commands.{module_name}")
+            module.add_arguments(p)
+            p.set_defaults(_run=module.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``autotts``."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-NAME = "collect"
-HELP = "Build a replay store from a model and a question set with vLLM (offline engine or servers)."
-ORDER = 80
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of :func:`collection.collect.add_arguments`."""

@@ -21,14 +21,8 @@ from autotts_gym.methods import (
     sweep_specs,
 )
 from autotts_gym.paired import compare_against, format_paired
-from autotts_gym.plots import save_pareto
 from autotts_gym.reporting import format_compare, pool_reference, write_summaries_csv
 from autotts_gym.store import load_store
-from autotts_gym.tracking import log_summaries
-
-NAME = "compare"
-HELP = "Sweep several methods over betas: print a table, write results JSON/CSV, a Pareto plot and TensorBoard runs."
-ORDER = 21
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,6 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate every (method, beta, split) in one pool, then report and write files."""
+    from autotts_gym.plots import save_pareto  # loaded only when it runs (autotts --help stays light)
+    from autotts_gym.tracking import log_summaries  # loaded only when it runs (autotts --help stays light)
     store = load_store(args.store)
     specs = sweep_specs(parse_list(args.methods), parse_betas(args.betas), parse_overrides(args.set))
     if not specs:

@@ -19,10 +19,6 @@ import numpy as np
 
 from autotts_gym.commands._args import nonnegative_float, positive_int
 
-NAME = "demo"
-HELP = "Play a few simple policies through AutoTTS-v0 on a store (default: the embedded one) and print a table."
-ORDER = 0
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of ``autotts demo``."""

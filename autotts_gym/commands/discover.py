@@ -8,10 +8,6 @@ import sys
 from autotts_gym.commands._args import nonnegative_float, nonnegative_int, positive_float, positive_int, unit_float
 from autotts_gym.orders import SHUFFLES
 
-NAME = "discover"
-HELP = "Let an LLM (or a scripted folder) propose controllers, evaluate each one's beta sweep in a sandbox, feed back curves and traces."
-ORDER = 40
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``autotts discover``."""

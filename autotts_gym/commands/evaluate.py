@@ -14,11 +14,6 @@ from autotts_gym.commands._protocol import add_protocol_arguments, add_store_arg
 from autotts_gym.evaluation import default_workers, monotonicity_violations, write_records_csv, write_summaries_json
 from autotts_gym.methods import parse_betas, parse_method_spec, run_methods
 from autotts_gym.reporting import summary_json, summary_line
-from autotts_gym.tracking import log_summaries
-
-NAME = "evaluate"
-HELP = "Evaluate a controller with the paper's protocol: accuracy, tokens and sequential tokens with confidence intervals."
-ORDER = 20
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the controller(s), evaluate, print, and write the requested files."""
+    from autotts_gym.tracking import log_summaries  # loaded only when it runs (autotts --help stays light)
     overrides = parse_overrides(args.set)
     betas = [*(args.beta or []), *(parse_betas(args.betas) if args.betas else [])]
     spec = parse_method_spec(args.method, overrides)

@@ -8,10 +8,6 @@ from pathlib import Path
 from autotts_gym.release import import_release, read_release_file
 from autotts_gym.store import Split, Store
 
-NAME = "import"
-HELP = "Convert release JSON files (a file, several, or a folder of <model>/<benchmark>.json) into a store."
-ORDER = 10
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``autotts import``."""

@@ -9,10 +9,6 @@ from typing import Any
 
 from autotts_gym.store import load_store
 
-NAME = "info"
-HELP = "Show the models, benchmarks, questions, branches and token statistics of a store."
-ORDER = 11
-
 # (header, summary key, format) of the per-split table.
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("questions", "questions", "{}"),

@@ -5,12 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from autotts_gym.plots import save_pareto
 from autotts_gym.reporting import read_summaries
-
-NAME = "plot"
-HELP = "Draw accuracy against tokens (log x, one curve per method) from a summary.json or results.json file."
-ORDER = 23
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Read the summaries and write the figure."""
+    from autotts_gym.plots import save_pareto  # loaded only when it runs (autotts --help stays light)
     summaries = read_summaries(args.results)
     out = Path(args.out) if args.out else Path(args.results).with_suffix(".png")
     save_pareto(summaries, out, benchmark=args.benchmark, ci=args.ci, title=args.title)

@@ -11,10 +11,6 @@ from autotts_gym.progress import add_progress_argument
 from autotts_gym.store import Store
 from autotts_gym.synthetic import DEFAULT_PROFILE, PROFILES, generate_split
 
-NAME = "synth"
-HELP = "Generate a synthetic store whose statistics follow one of the calibrated Qwen3 profiles."
-ORDER = 12
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``autotts synth``."""

@@ -10,12 +10,7 @@ from agents.registry import spec_help
 from autotts_gym.commands._protocol import add_protocol_arguments, add_store_argument, options_from_args, show_progress
 from autotts_gym.evaluation import write_summaries_json
 from autotts_gym.methods import TABLE1_ROWS, parse_list, run_table1
-from autotts_gym.plots import save_pareto
 from autotts_gym.reporting import format_table1, write_table1
-
-NAME = "table"
-HELP = "Print the paper's Table 1 (methods x benchmarks, accuracy and tokens) for every model, with pool reference rows."
-ORDER = 22
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate every row on every search and held-out split, then print the table."""
+    from autotts_gym.plots import save_pareto  # loaded only when it runs (autotts --help stays light)
     options = options_from_args(args)
     result = run_table1(
         args.store,

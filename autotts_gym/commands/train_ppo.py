@@ -8,10 +8,6 @@ from agents.ppo.config import ALGOS, VEC_ENVS, TrainConfig
 from autotts_gym.commands._args import nonnegative_float, nonnegative_int, positive_float, positive_int
 from autotts_gym.progress import add_progress_argument
 
-NAME = "train-ppo"
-HELP = "Train a PPO policy on a store (MaskablePPO with the env's masks, or plain PPO); TensorBoard, checkpoints."
-ORDER = 40
-
 _DEFAULTS = TrainConfig()
 
 
