@@ -469,7 +469,7 @@ def test_fork_bomb_is_bounded(job, honest_before):
         "                pass\n        n += 1\n    except OSError:\n        break\nraise RuntimeError(f'forked {n}')\n"
     )
     outcome = run_hostile(candidate(run), job, honest_before)
-    assert not outcome.ok and "forked 8" in outcome.failure["message"]
+    assert not outcome.ok and f"forked {LIMITS.max_processes}" in outcome.failure["message"]
 
 
 def test_step_limit_ends_an_endless_retry_loop(job, honest_before):
@@ -575,3 +575,17 @@ def test_the_wire_decodes_any_bytes_into_plain_values_or_a_channel_error():
                 )
 
     check()
+
+
+def test_the_ordinary_users_way_user_namespaces(job, honest_before, store_file, monkeypatch):
+    """bwrap in a user namespace, as for a user who is not root: the same containment."""
+    monkeypatch.setenv("AUTOTTS_ISOLATION_USERNS", "1")
+    assert evaluate_candidate(HONEST, job, LIMITS).ok
+    source = candidate(READ_FILES.format(store=str(store_file), root=str(ROOT), honest=HONEST_RUN))
+    honest_or_failed(run_hostile(source, job, honest_before), honest_before)
+    run = (
+        "import socket, os, signal\ntry:\n    socket.create_connection(('1.1.1.1', 80), timeout=1)\n"
+        "    raise RuntimeError('LEAK network')\nexcept OSError:\n    pass\nimport time\nfor _ in range(30):\n"
+        "    if os.fork() == 0:\n        time.sleep(3600)\n" + HONEST_RUN
+    )
+    honest_or_failed(run_hostile(candidate(run), job, honest_before), honest_before)

@@ -90,6 +90,14 @@ def test_the_tour_runs_as_written(scratch):
     python = "\n".join(code for kind, code in blocks if kind == "python")
     steps = [("python (the tour's Python blocks, in order)", [sys.executable, "-c", python])]
     steps += [(c, ["bash", "-euo", "pipefail", "-c", c]) for kind, code in blocks if kind == "bash" for c in bash_commands(code)]
+    # Discovery needs the OS container (bubblewrap). Where the machine has none, its
+    # commands are left out here, loudly; CI installs it and sets AUTOTTS_REQUIRE_ISOLATION.
+    from autotts_gym.isolation import support
+
+    if support() is not None and not os.environ.get("AUTOTTS_REQUIRE_ISOLATION"):
+        left_out = [label for label, _ in steps if label.startswith("autotts discover")]
+        steps = [(label, argv) for label, argv in steps if label not in left_out]
+        print(f"\nleft out (no isolation here: {support()}): {left_out}")
     timings = []
     for label, argv in steps:
         started = time.perf_counter()

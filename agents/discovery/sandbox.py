@@ -61,7 +61,7 @@ class SandboxLimits:
     memory_mb: float = 2048.0
     max_actions: int = 100_000
     output_bytes: int = 64 * 2**20
-    max_processes: int = 8
+    max_processes: int = 4
     contain: bool = True
 
     def isolation(self) -> IsolationLimits:
