@@ -369,7 +369,7 @@ def _frozen(array: Any, dtype: Any) -> np.ndarray:
 
 
 class Store:
-    """A collection of splits. Load with :func:`load_store` or :meth:`Store.load`.
+    """A collection of splits. Load with :func:`autotts_gym.sources.load_store` or :meth:`Store.load`.
 
     A store read from disk reads a split's Parquet files only when the split is first
     asked for (:meth:`select`, :meth:`split`, iteration), so a broken split stops only
