@@ -23,6 +23,7 @@ class ConfidenceMomentum(Controller):
     """CMC; every field comes from :meth:`schedule` (beta 0.5 gives the defaults)."""
 
     name = "cmc"
+    cost_hint = 2.0  # many engine steps per episode
     n_init: int = 5
     max_branch: int = 34
     warm_up: int = 6

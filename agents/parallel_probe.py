@@ -34,6 +34,7 @@ class ParallelProbe(Controller):
     """
 
     name = "parallel-probe"
+    cost_hint = 3.0  # many engine steps per episode
     chains: int = 64
     stability: int = 40
     patience: int = 7

@@ -1,7 +1,8 @@
 """autotts-gym: the AutoTTS replay MDP for test-time-scaling research."""
 
 from autotts_gym.engine import ACTIVE, FINISHED, PRUNED, BudgetExceeded, Episode, EpisodeResult, InvalidAction
-from autotts_gym.store import QuestionData, Split, SplitInfo, Store, StoreError, load_store
+from autotts_gym.sources import load_store
+from autotts_gym.store import QuestionData, Split, SplitInfo, Store, StoreError
 
 __version__ = "0.1.0"
 

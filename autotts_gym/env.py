@@ -11,8 +11,10 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from autotts_gym.arguments import check_budget, check_nonnegative, check_positive_int
 from autotts_gym.engine import FINISHED, PRUNED, Aggregator, BudgetExceeded, Episode, InvalidAction
 from autotts_gym.orders import SHUFFLES, branch_order
+from autotts_gym.sources import load_store
 from autotts_gym.spaces import (
     ANSWER,
     OVER_BUDGET,
@@ -22,8 +24,7 @@ from autotts_gym.spaces import (
     describe_action,
     inadmissible_reason,
 )
-from autotts_gym.store import Split, Store, load_store
-from autotts_gym.validate import check_budget, check_nonnegative, check_positive_int
+from autotts_gym.store import Split, Store
 
 _SEED_RANGE = 2**31 - 1
 _RESET_OPTIONS = frozenset({"question", "split", "order_seed"})

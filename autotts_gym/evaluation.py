@@ -26,11 +26,12 @@ from typing import Any
 
 import numpy as np
 
+from autotts_gym.arguments import check_budget, check_nonnegative, check_positive_int
 from autotts_gym.engine import Episode, EpisodeResult
 from autotts_gym.orders import branch_order
 from autotts_gym.progress import progress_bar
-from autotts_gym.store import Split, Store, load_store
-from autotts_gym.validate import check_budget, check_nonnegative, check_positive_int
+from autotts_gym.sources import load_store
+from autotts_gym.store import Split, Store
 
 RECORD_FIELDS = (
     "split",
@@ -255,9 +256,8 @@ def evaluate_many(
 
 
 def _cost_hint(controller: Any) -> float:
-    # Lock-step and momentum controllers take many engine steps per episode.
-    name = getattr(controller, "name", "")
-    return {"parallel-probe": 3.0, "cmc": 2.0}.get(name, 1.0)
+    # Slow cells first, so the pool does not idle on one long tail (Controller.cost_hint).
+    return float(getattr(controller, "cost_hint", 1.0))
 
 
 def _progress(progress: bool | Callable[[int], None], total: int) -> Callable[[int | None], None]:

@@ -23,7 +23,8 @@ from agents.registry import DEFAULT_BETA, METHODS, make_controller, resolve_clas
 from agents.registry import parse_method_spec as split_method_spec
 from autotts_gym.evaluation import EpisodeOptions, Evaluation, evaluate_many
 from autotts_gym.reporting import PoolReference, Table1, build_table1, pool_reference, split_roles
-from autotts_gym.store import Store, load_store
+from autotts_gym.sources import load_store
+from autotts_gym.store import Store
 
 # The rows of the paper's Table 1, in its order.
 TABLE1_ROWS = ("sc", "asc", "esc", "parallel-probe", "cmc@0.5", "cmc@1.0")

@@ -8,6 +8,7 @@ Python paths, e.g. to step through them in a debugger.
 
 from __future__ import annotations
 
+import importlib
 import os
 from types import ModuleType
 
@@ -15,11 +16,10 @@ from types import ModuleType
 def _load() -> ModuleType | None:
     if os.environ.get("AUTOTTS_PURE_PYTHON", "") not in ("", "0"):
         return None
-    try:
-        from autotts_gym import _speedups
+    try:  # the optional extension, by name: the package's __init__ is not needed for it
+        return importlib.import_module("autotts_gym._speedups")
     except ImportError:
         return None
-    return _speedups
 
 
 C: ModuleType | None = _load()

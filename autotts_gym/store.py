@@ -48,8 +48,7 @@ from autotts_gym.validation import (
     where,
 )
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "NO_ANSWER", "QuestionData", "Split", "SplitInfo", "Store", "StoreError",
-           "load_store"]
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "NO_ANSWER", "QuestionData", "Split", "SplitInfo", "Store", "StoreError"]
 
 FORMAT_NAME = "autotts-store"
 FORMAT_VERSION = 1
@@ -370,7 +369,7 @@ def _frozen(array: Any, dtype: Any) -> np.ndarray:
 
 
 class Store:
-    """A collection of splits. Load with :func:`load_store` or :meth:`Store.load`.
+    """A collection of splits. Load with :func:`autotts_gym.sources.load_store` or :meth:`Store.load`.
 
     A store read from disk reads a split's Parquet files only when the split is first
     asked for (:meth:`select`, :meth:`split`, iteration), so a broken split stops only
@@ -842,26 +841,3 @@ def _global_ids(chunks, index: dict[str, int]) -> np.ndarray:
         mapping = np.fromiter((index.setdefault(a, len(index)) for a in chunk.dictionary.to_pylist()), np.int32)
         out.append(mapping[chunk.indices.to_numpy(zero_copy_only=False)] if len(mapping) else np.zeros(0, np.int32))
     return np.concatenate(out)
-
-def load_store(source: str | os.PathLike | Store | None = None) -> Store:
-    """Open a store from whatever the user points at.
-
-    Args:
-        source: ``None`` or ``"default"`` for the embedded synthetic store; a store
-            folder (with ``manifest.json``); a release-format JSON file or a folder of
-            ``<model>/<benchmark>.json`` files (imported in memory); or a Store.
-    """
-    if isinstance(source, Store):
-        return source
-    if source is None or str(source) == "default":
-        from autotts_gym.synthetic import default_store
-
-        return default_store()
-    path = Path(source)
-    if (path / "manifest.json").is_file():
-        return Store.load(path)
-    if path.is_file() and path.suffix == ".json" or path.is_dir():
-        from autotts_gym.release import import_release
-
-        return import_release([path])
-    raise StoreError(f"{path}: no such store, release JSON file or folder")

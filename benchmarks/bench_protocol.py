@@ -38,7 +38,7 @@ from autotts_gym import speedups
 from autotts_gym.evaluation import default_workers, make_options
 from autotts_gym.methods import TABLE1_ROWS, parse_method_spec, run_methods
 from autotts_gym.reporting import render_table
-from autotts_gym.store import load_store
+from autotts_gym.sources import load_store
 
 RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
 

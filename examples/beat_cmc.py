@@ -50,7 +50,7 @@ from autotts_gym.methods import parse_betas
 from autotts_gym.paired import QuestionTable, accuracy_interval, matched_difference
 from autotts_gym.plots import log_token_axis, method_color, save_pareto
 from autotts_gym.reporting import DISPLAY_NAMES, render_table
-from autotts_gym.store import load_store
+from autotts_gym.sources import load_store
 
 RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
 HANDMADE = ("sc", "asc", "esc", "parallel-probe")

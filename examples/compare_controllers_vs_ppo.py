@@ -30,7 +30,7 @@ from autotts_gym.evaluation import evaluate_many, make_options
 from autotts_gym.methods import COMPARE_BETAS, COMPARE_METHODS, sweep_specs
 from autotts_gym.plots import save_pareto
 from autotts_gym.reporting import fmt_tokens, method_label, render_table, write_summaries_csv
-from autotts_gym.store import load_store
+from autotts_gym.sources import load_store
 
 RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
 

@@ -11,7 +11,7 @@ from agents.gym_policy import run_controller_in_env
 from agents.registry import METHODS, make_controller
 from autotts_gym.engine import BudgetExceeded, Episode
 from autotts_gym.orders import branch_order
-from autotts_gym.store import load_store
+from autotts_gym.sources import load_store
 
 RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
 

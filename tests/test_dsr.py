@@ -18,7 +18,7 @@ from agents.discovery.checks import check_candidate
 from agents.dsr import DepthSyncRace, Memory, leader
 from agents.registry import make_controller
 from autotts_gym.evaluation import evaluate_many, make_options, monotonicity_violations, sweep
-from autotts_gym.store import load_store
+from autotts_gym.sources import load_store
 from autotts_gym.synthetic import default_store
 
 ROOT = Path(__file__).resolve().parents[1]

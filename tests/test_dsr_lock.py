@@ -16,7 +16,7 @@ from agents.discovery.checks import check_candidate
 from agents.dsr_lock import LockedDepthSyncRace
 from agents.registry import load_module_from_file, make_controller
 from autotts_gym.evaluation import make_options, monotonicity_violations, sweep
-from autotts_gym.store import load_store
+from autotts_gym.sources import load_store
 from autotts_gym.synthetic import default_store
 
 ROOT = Path(__file__).resolve().parents[1]

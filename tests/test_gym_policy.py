@@ -13,7 +13,8 @@ from agents.base import Controller
 from agents.gym_policy import ACTIONS, VIEWS, EnvEpisode, run_controller_in_env
 from autotts_gym.engine import Episode, EpisodeResult, InvalidAction
 from autotts_gym.orders import branch_order
-from autotts_gym.store import Split, load_store
+from autotts_gym.sources import load_store
+from autotts_gym.store import Split
 from autotts_gym.voting import majority, vote_confidence
 
 RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"

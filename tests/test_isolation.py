@@ -27,7 +27,7 @@ import pytest
 from agents.discovery.sandbox import SandboxLimits, SweepJob, evaluate_candidate
 from autotts_gym.engine import Episode, InvalidAction
 from autotts_gym.isolation import support
-from autotts_gym.store import load_store
+from autotts_gym.sources import load_store
 
 if support() is not None and os.environ.get("AUTOTTS_REQUIRE_ISOLATION"):
     raise RuntimeError(f"AUTOTTS_REQUIRE_ISOLATION is set but this machine cannot isolate: {support()}")

@@ -17,7 +17,7 @@ from autotts_gym.paired import (
     format_paired,
     matched_difference,
 )
-from autotts_gym.store import load_store
+from autotts_gym.sources import load_store
 
 
 def table(label, accuracy, tokens):

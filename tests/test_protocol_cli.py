@@ -17,7 +17,7 @@ from autotts_gym.cli import main
 from autotts_gym.evaluation import evaluate
 from autotts_gym.orders import release_order
 from autotts_gym.plots import png_size
-from autotts_gym.store import load_store
+from autotts_gym.sources import load_store
 
 RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
 needs_release = pytest.mark.skipif(not RELEASE.is_dir(), reason="release data in ../shared is absent")

@@ -336,7 +336,7 @@ def test_invalid_utf8_names_question_and_field(tmp_path):
 
 
 def test_probe_freq_out_of_range_is_refused_before_evaluation(tmp_path):
-    from autotts_gym.store import load_store
+    from autotts_gym.sources import load_store
 
     path = write_json(tmp_path / "M" / "bench.json", two_questions(_set("probe_freq", 10**30)))
     with pytest.raises(StoreError, match=r"question 1, field 'probe_freq': is out of range"):

@@ -233,7 +233,7 @@ def test_controllers_identical_on_the_default_store(pure_python):
 
 @pytest.mark.skipif(not RELEASE.is_dir(), reason="release data in ../shared is absent")
 def test_controllers_identical_on_a_release_split(pure_python):
-    from autotts_gym.store import load_store
+    from autotts_gym.sources import load_store
 
     split = next(iter(load_store(RELEASE / "Qwen3-1.7B" / "aime24.json")))
     fast = run_rows(split, seeds=2)

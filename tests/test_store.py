@@ -11,7 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from autotts_gym.store import Split, SplitInfo, Store, StoreError, load_store
+from autotts_gym.sources import load_store
+from autotts_gym.store import Split, SplitInfo, Store, StoreError
 
 DELTA = 500
 

@@ -33,7 +33,7 @@ from autotts_gym.isolation import (
     UnitFailed,
     evaluate_isolated,
 )
-from autotts_gym.store import load_store
+from autotts_gym.sources import load_store
 
 CANDIDATE_FILE = "candidate.py"
 LOG_TAIL_CHARS = 4000

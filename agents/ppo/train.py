@@ -34,7 +34,8 @@ from agents.ppo.config import CONFIG_NAME, TrainConfig
 from agents.ppo.policy import configure_torch
 from agents.ppo.wrappers import AdmissibleActionWrapper
 from autotts_gym.evaluation import EpisodeOptions
-from autotts_gym.store import Split, Store, load_store
+from autotts_gym.sources import load_store
+from autotts_gym.store import Split, Store
 
 
 @dataclass(frozen=True)

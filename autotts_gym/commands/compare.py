@@ -22,7 +22,7 @@ from autotts_gym.methods import (
 )
 from autotts_gym.paired import compare_against, format_paired
 from autotts_gym.reporting import format_compare, pool_reference, write_summaries_csv
-from autotts_gym.store import load_store
+from autotts_gym.sources import load_store
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     """Play every policy on every (split, question, seed) and print the table."""
     import autotts_gym  # noqa: F401  (registers AutoTTS-v0)
     from agents.registry import make_controller
-    from autotts_gym.store import load_store
+    from autotts_gym.sources import load_store
 
     store = load_store(args.store)
     env = gym.make("AutoTTS-v0", store=store, cost_weight=args.cost_weight, shuffle=args.shuffle)

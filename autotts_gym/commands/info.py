@@ -7,7 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from autotts_gym.store import load_store
+from autotts_gym.sources import load_store
 
 # (header, summary key, format) of the per-split table.
 COLUMNS: tuple[tuple[str, str, str], ...] = (

@@ -18,6 +18,7 @@ protocol and the wire format. It has two parts.
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import signal
@@ -409,7 +410,9 @@ def main(argv: list[str] | None = None) -> None:
     # Everything a controller may use is loaded now, once; children inherit it.
     import greenlet  # noqa: F401
 
-    import agents.base  # noqa: F401
+    # What controller files import, loaded once for every child (by name: the runtime
+    # itself uses only the core's Controller).
+    importlib.import_module("agents.base")
     import autotts_gym.engine  # noqa: F401  (the protocol's names, as candidates import them)
     from autotts_gym.voting import preload_confidence
 
@@ -557,7 +560,7 @@ def _load(code: types.CodeType, filename: str) -> types.ModuleType:
 
 
 def _controller_class(module: types.ModuleType, name: str | None) -> type:
-    from agents.base import Controller
+    from autotts_gym.controller import Controller
 
     if name:
         cls = module.__dict__.get(name)
@@ -585,7 +588,7 @@ def _describe(module: types.ModuleType, job: dict) -> dict:
             raise _Failure("contract", f"{cls.__name__} must be a frozen dataclass")
         if not isinstance(cls.name, str) or not cls.name.strip() or cls.name == "controller":
             raise _Failure("contract", f'{cls.__name__} must set name = "..." to its own non-empty string')
-    from agents.base import coerce_override
+    from autotts_gym.controller import coerce_override
 
     defaults = {f.name: f.default for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
     fields = list(defaults)

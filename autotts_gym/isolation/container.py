@@ -50,6 +50,7 @@ from pathlib import Path
 # the library's own controllers are there too. None of them holds data.
 _RUNTIME_FILES = (
     ("autotts_gym/protocol.py", "autotts_gym/protocol.py"),
+    ("autotts_gym/controller.py", "autotts_gym/controller.py"),
     ("autotts_gym/voting.py", "autotts_gym/voting.py"),
     ("autotts_gym/speedups.py", "autotts_gym/speedups.py"),
     ("autotts_gym/isolation/wire.py", "autotts_gym/isolation/wire.py"),

@@ -34,7 +34,8 @@ from agents.dsr_lock import LockedDepthSyncRace
 from agents.registry import load_module_from_file
 from autotts_gym.evaluation import evaluate_many, make_options
 from autotts_gym.paired import QuestionTable, matched_difference
-from autotts_gym.store import QuestionData, load_store
+from autotts_gym.sources import load_store
+from autotts_gym.store import QuestionData
 
 HERE = Path(__file__).resolve().parent
 RELEASE = HERE.parents[2] / "shared" / "replay" / "autotts-release"

@@ -22,7 +22,7 @@ import numpy as np
 
 from agents.cmc import ConfidenceMomentum
 from autotts_gym.evaluation import evaluate_many, make_options
-from autotts_gym.store import load_store
+from autotts_gym.sources import load_store
 
 CMC_BETAS = [i / 10 for i in range(11)]
 CANDIDATES = Path(__file__).resolve().parent / "candidates"

@@ -23,7 +23,7 @@ from agents.dsr_lock import LockedDepthSyncRace
 from autotts_gym.evaluation import evaluate_many, make_options
 from autotts_gym.paired import QuestionTable, accuracy_interval, matched_difference
 from autotts_gym.reporting import render_table
-from autotts_gym.store import load_store
+from autotts_gym.sources import load_store
 
 RELEASE = Path(__file__).resolve().parents[3] / "shared" / "replay" / "autotts-release"
 CURVE_BETAS = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
