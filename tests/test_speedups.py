@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -23,7 +22,6 @@ from autotts_gym.methods import TABLE1_ROWS, parse_method_spec
 from autotts_gym.store import Split, SplitInfo
 from autotts_gym.synthetic import default_store
 
-RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
 ALPHABET = ("1", "2", "3", "ERR")
 
 
@@ -253,11 +251,10 @@ def test_controllers_identical_on_the_default_store(pure_python):
     assert run_rows(split, seeds=3) == fast
 
 
-@pytest.mark.skipif(not RELEASE.is_dir(), reason="release data in ../shared is absent")
-def test_controllers_identical_on_a_release_split(pure_python):
+def test_controllers_identical_on_a_release_split(release, pure_python):
     from autotts_gym.store import load_store
 
-    split = next(iter(load_store(RELEASE / "Qwen3-1.7B" / "aime24.json")))
+    split = next(iter(load_store(release / "Qwen3-1.7B" / "aime24.json")))
     fast = run_rows(split, seeds=2)
     pure_python()
     assert run_rows(split, seeds=2) == fast
