@@ -1,7 +1,5 @@
 """A budget ends an episode gracefully, identically through the engine and the env."""
 
-from pathlib import Path
-
 import gymnasium as gym
 import pytest
 
@@ -13,14 +11,10 @@ from autotts_gym.engine import BudgetExceeded, Episode
 from autotts_gym.orders import branch_order
 from autotts_gym.sources import load_store
 
-RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
-
 
 @pytest.fixture(scope="module")
-def split():
-    if not RELEASE.is_dir():
-        pytest.skip("../shared/replay/autotts-release is absent")
-    return load_store(RELEASE).split("Qwen3-8B/aime25")
+def split(release):
+    return load_store(release).split("Qwen3-8B/aime25")
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))

@@ -11,8 +11,6 @@ import pytest
 from autotts_gym.cli import main
 from autotts_gym.store import Store
 
-RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
-
 
 def write_release(path: Path, questions: int = 2, gold: object = "2") -> Path:
     """A small release file; ``gold`` lets a test make it invalid."""
@@ -30,10 +28,12 @@ def write_release(path: Path, questions: int = 2, gold: object = "2") -> Path:
 
 
 @pytest.fixture
-def source(tmp_path) -> Path:
+def source(tmp_path, request) -> Path:
     """The real release if present, else a folder of two small files."""
-    if RELEASE.is_dir():
-        return RELEASE
+    try:
+        return request.getfixturevalue("release")
+    except pytest.skip.Exception:
+        pass
     folder = tmp_path / "release"
     write_release(folder / "Tiny" / "b1.json")
     write_release(folder / "Tiny" / "b2.json", questions=3)
@@ -63,9 +63,8 @@ def test_import_then_info(tmp_path, source, capsys):
     assert report["splits"] == [json.loads(json.dumps(s.summary())) for s in store]
 
 
-@pytest.mark.skipif(not RELEASE.is_dir(), reason="../shared/replay/autotts-release is absent")
-def test_info_on_the_real_release_json(capsys):
-    assert main(["info", str(RELEASE / "Qwen3-8B" / "aime25.json"), "--json"]) == 0
+def test_info_on_the_real_release_json(capsys, release):
+    assert main(["info", str(release / "Qwen3-8B" / "aime25.json"), "--json"]) == 0
     (split,) = json.loads(capsys.readouterr().out)["splits"]
     assert (split["model"], split["benchmark"], split["questions"], split["branches"]) == (
         "Qwen3-8B",

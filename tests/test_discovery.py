@@ -28,7 +28,6 @@ from autotts_gym.synthetic import generate_split
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "discovery_candidates"
-RELEASE = ROOT.parent / "shared" / "replay" / "autotts-release"
 LIMITS = SandboxLimits(cpu_seconds=120, wall_seconds=300, memory_mb=1024)
 
 
@@ -257,10 +256,9 @@ def test_ablations_no_traces_and_free_parameters(tmp_path, tiny_store):
     assert "def grid() -> list[dict]" in prompt and "NO beta parameterization" in prompt
 
 
-@pytest.mark.skipif(not RELEASE.is_dir(), reason="the release replay data is not present")
-def test_scripted_round_on_the_real_aime_data(tmp_path):
+def test_scripted_round_on_the_real_aime_data(tmp_path, release):
     out = tmp_path / "run"
-    cfg = config(out, str(RELEASE), rounds=1, betas=(0.0, 1.0), seeds=2, heldout=("*/aime25",), heldout_seeds=2)
+    cfg = config(out, str(release), rounds=1, betas=(0.0, 1.0), seeds=2, heldout=("*/aime25",), heldout_seeds=2)
     result = run_discovery(cfg, ScriptedProposer(EXAMPLES), say=lambda _: None)
     rec = result.rounds[0]
     assert rec.ok

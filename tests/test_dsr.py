@@ -22,7 +22,6 @@ from autotts_gym.sources import load_store
 from autotts_gym.synthetic import default_store
 
 ROOT = Path(__file__).resolve().parents[1]
-RELEASE = ROOT.parent / "shared" / "replay" / "autotts-release"
 BETAS = [i / 20 for i in range(21)]
 # Direction in which each scheduled value moves as beta grows (+1 up, -1 down, 0 fixed):
 # every move makes the race wider, the stop stricter or the futility stop rarer.
@@ -148,11 +147,10 @@ def test_each_mechanism_can_be_switched_off(synthetic_split, switch):
         assert results != _run_all(full, synthetic_split, 3)
 
 
-@pytest.mark.skipif(not RELEASE.is_dir(), reason="release data in ../shared is absent")
-def test_beats_cmc_at_matched_cost_on_aime24():
+def test_beats_cmc_at_matched_cost_on_aime24(release):
     """On the search split (AIME24, 4 models, 10 seeds): DSR at beta 0.25 and 0.5 is
     more accurate than CMC's curve at the same mean tokens, and its cost grows with beta."""
-    splits = load_store(RELEASE).select(["*/aime24"])
+    splits = load_store(release).select(["*/aime24"])
     options = make_options(10)
     cmc_betas = (0.1, 0.25, 0.5)
     cells = [(ConfidenceMomentum.from_beta(b), s) for b in cmc_betas for s in splits]

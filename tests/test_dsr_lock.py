@@ -20,7 +20,6 @@ from autotts_gym.sources import load_store
 from autotts_gym.synthetic import default_store
 
 ROOT = Path(__file__).resolve().parents[1]
-RELEASE = ROOT.parent / "shared" / "replay" / "autotts-release"
 ROUND_17 = ROOT / "discovery" / "beat_cmc" / "candidates" / "round_17_ranked_lock_wide.py"
 
 
@@ -59,9 +58,8 @@ def test_each_new_mechanism_can_be_switched_off(switch):
     assert run_all(LockedDepthSyncRace.from_beta(1.0, **{switch: False}), split, 3) == run_all(candidate, split, 3)
 
 
-@pytest.mark.skipif(not RELEASE.is_dir(), reason="release data in ../shared is absent")
-def test_cost_grows_with_beta_on_aime24():
-    splits = load_store(RELEASE).select(["*/aime24"])
+def test_cost_grows_with_beta_on_aime24(release):
+    splits = load_store(release).select(["*/aime24"])
     evaluations = sweep(LockedDepthSyncRace, [0.0, 0.25, 0.5, 0.75, 1.0], splits, make_options(3), workers=2)
     assert monotonicity_violations(evaluations) == []
 

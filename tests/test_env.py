@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -23,10 +21,6 @@ from autotts_gym.spaces import (
     split_observation,
 )
 from autotts_gym.store import Split, SplitInfo, Store
-
-RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
-REAL_SPLIT = RELEASE / "Qwen3-8B" / "aime24.json"
-needs_release = pytest.mark.skipif(not RELEASE.is_dir(), reason="../shared/replay/autotts-release is absent")
 
 
 def tiny_store() -> Store:
@@ -90,9 +84,8 @@ def test_check_env_variants(kwargs):
     check_env(gym.make("AutoTTS-v0", render_mode="ansi", **kwargs).unwrapped)
 
 
-@needs_release
-def test_check_env_real_split():
-    check_env(gym.make("AutoTTS-v0", store=str(REAL_SPLIT), shuffle="release").unwrapped)
+def test_check_env_real_split(release):
+    check_env(gym.make("AutoTTS-v0", store=str(release / "Qwen3-8B" / "aime24.json"), shuffle="release").unwrapped)
 
 
 def _vector_run(vec: gym.vector.VectorEnv, steps: int, seed: int) -> None:

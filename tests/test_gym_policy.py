@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import gymnasium as gym
 import pytest
@@ -17,9 +16,7 @@ from autotts_gym.sources import load_store
 from autotts_gym.store import Split
 from autotts_gym.voting import majority, vote_confidence
 
-RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
-REAL_SPLIT = RELEASE / "Qwen3-4B" / "aime25.json"
-needs_release = pytest.mark.skipif(not RELEASE.is_dir(), reason="../shared/replay/autotts-release is absent")
+REAL_SPLIT = ("Qwen3-4B", "aime25.json")  # under the release folder
 PAIRS = [(0, 0), (3, 7), (11, 42), (17, 99), (29, 5)]
 
 
@@ -98,19 +95,17 @@ def test_small_controllers_on_the_default_store(controller):
     assert_same(controller, env, PAIRS, "numpy")
 
 
-@needs_release
 @pytest.mark.parametrize("controller", [ReadUntilConfident(), ProbeAndPrune(), ProbeAndPrune(width=64, rounds=60)])
-def test_small_controllers_on_a_real_split(controller):
-    env = gym.make("AutoTTS-v0", store=str(REAL_SPLIT), shuffle="release")
+def test_small_controllers_on_a_real_split(release, controller):
+    env = gym.make("AutoTTS-v0", store=str(release.joinpath(*REAL_SPLIT)), shuffle="release")
     assert_same(controller, env, PAIRS, "release")
 
 
-@needs_release
 @pytest.mark.parametrize("method", ["sc", "asc", "esc", "parallel-probe", "cmc"])
-def test_registry_methods_through_the_env(method):
+def test_registry_methods_through_the_env(release, method):
     registry = pytest.importorskip("agents.registry")
     controller = registry.make_controller(method)
-    env = gym.make("AutoTTS-v0", store=str(REAL_SPLIT), shuffle="release")
+    env = gym.make("AutoTTS-v0", store=str(release.joinpath(*REAL_SPLIT)), shuffle="release")
     # These methods open at most 64 branches, so the evaluator's full-pool episodes agree too.
     assert_same(controller, env, PAIRS[:3], "release", subsample=None)
 

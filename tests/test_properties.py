@@ -36,8 +36,7 @@ from autotts_gym.spaces import ANSWER, READ_WHOLE, ObservationConfig, apply_acti
 from autotts_gym.store import Split, SplitInfo, Store
 from autotts_gym.voting import beta_confidence
 
-RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
-REAL_SPLIT = RELEASE / "Qwen3-8B" / "aime24.json"
+REAL_SPLIT = ("Qwen3-8B", "aime24.json")  # under the release folder
 ALPHABET = ("1", "2", "3", "ERR")
 
 Raw = list[list[tuple[list[str], int, str]]]  # raw[q][b] = (probe_answers, total_tokens, final_answer)
@@ -249,15 +248,14 @@ def test_synthetic_random_episodes_keep_invariants(split_raw, options, budget, m
 
 
 @lru_cache(maxsize=1)
-def real_split() -> tuple[Store, Raw]:
+def real_split(path: Path) -> tuple[Store, Raw]:
     from autotts_gym.release import import_release
 
-    items = json.loads(REAL_SPLIT.read_text())
+    items = json.loads(path.read_text())
     raw = [[(list(b[0]), int(b[1]), b[2]) for b in item["each_branch"]] for item in items]
-    return import_release([REAL_SPLIT]), raw
+    return import_release([path]), raw
 
 
-@pytest.mark.skipif(not RELEASE.is_dir(), reason="../shared/replay/autotts-release is absent")
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     question=st.integers(0, 29),
@@ -268,8 +266,8 @@ def real_split() -> tuple[Store, Raw]:
     exhaust=st.booleans(),
     data=st.data(),
 )
-def test_real_split_random_episodes_keep_invariants(question, options, budget, max_branches, order_seed, exhaust, data):
-    store, raw = real_split()
+def test_real_split_random_episodes_keep_invariants(release, question, options, budget, max_branches, order_seed, exhaust, data):
+    store, raw = real_split(release.joinpath(*REAL_SPLIT))
     env = gym.make("AutoTTS-v0", store=store, max_branches=max_branches, **options, **budget)
     obs, _ = env.reset(options={"question": question, "order_seed": order_seed})
     play(env, obs, raw[question], data, exhaust, engine_check_every=25)

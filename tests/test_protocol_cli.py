@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 
 import pytest
 
@@ -19,8 +18,6 @@ from autotts_gym.orders import release_order
 from autotts_gym.plots import png_size
 from autotts_gym.sources import load_store
 
-RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
-needs_release = pytest.mark.skipif(not RELEASE.is_dir(), reason="release data in ../shared is absent")
 SPLIT = "Qwen3-4B/aime24"
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -58,10 +55,8 @@ class Shrinking(Controller):
 
 
 @pytest.fixture(scope="module")
-def release():
-    if not RELEASE.is_dir():
-        pytest.skip("release data in ../shared is absent")
-    return load_store(RELEASE)
+def release_store(release):
+    return load_store(release)
 
 
 @pytest.fixture
@@ -77,11 +72,10 @@ def run_cli(capsys, *argv):
     return code, out, err
 
 
-@needs_release
-def test_evaluate_text_matches_library(capsys, release):
-    code, out, _ = run_cli(capsys, "evaluate", RELEASE, "--method", "asc", "--seeds", 3, "--splits", SPLIT, "--workers", 1)
+def test_evaluate_text_matches_library(capsys, release, release_store):
+    code, out, _ = run_cli(capsys, "evaluate", release, "--method", "asc", "--seeds", 3, "--splits", SPLIT, "--workers", 1)
     assert code == 0
-    expected = evaluate(make_controller("asc"), release, splits=[SPLIT], seeds=3, workers=1)[0].summary
+    expected = evaluate(make_controller("asc"), release_store, splits=[SPLIT], seeds=3, workers=1)[0].summary
     line = next(line for line in out.splitlines() if line.startswith(SPLIT))
     assert "ASC:" in line
     assert f"accuracy {expected.accuracy:.2f}%" in line
@@ -90,10 +84,9 @@ def test_evaluate_text_matches_library(capsys, release):
     assert "episodes/s" in line and "90 episodes" in line
 
 
-@needs_release
 def test_evaluate_json_defaults_out_files_and_set(capsys, release, tmp_path):
     code, out, _ = run_cli(
-        capsys, "evaluate", RELEASE, "--method", "cmc", "--seeds", 3, "--splits", "Qwen3-4B/*", "--json", "--out", tmp_path
+        capsys, "evaluate", release, "--method", "cmc", "--seeds", 3, "--splits", "Qwen3-4B/*", "--json", "--out", tmp_path
     )
     assert code == 0
     objects = [json.loads(line) for line in out.splitlines()]  # stdout holds JSON lines only
@@ -115,23 +108,22 @@ def test_evaluate_json_defaults_out_files_and_set(capsys, release, tmp_path):
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert [s["accuracy"] for s in saved] == [o["accuracy"] for o in objects]
 
-    code, out, _ = run_cli(capsys, "evaluate", RELEASE, "--method", "sc", "--set", "k=4", "--seeds", 3, "--splits", SPLIT, "--json")
+    code, out, _ = run_cli(capsys, "evaluate", release, "--method", "sc", "--set", "k=4", "--seeds", 3, "--splits", SPLIT, "--json")
     small = json.loads(out.splitlines()[0])
     assert small["params"] == {"k": 4} and small["label"] == "SC@4" and small["beta"] is None
-    code, out, _ = run_cli(capsys, "evaluate", RELEASE, "--method", "sc", "--seeds", 3, "--splits", SPLIT, "--json")
+    code, out, _ = run_cli(capsys, "evaluate", release, "--method", "sc", "--seeds", 3, "--splits", SPLIT, "--json")
     assert json.loads(out.splitlines()[0])["tokens"] > 10 * small["tokens"]
 
 
-@needs_release
-def test_evaluate_user_file_controller(capsys, release, user_file):
+def test_evaluate_user_file_controller(capsys, release, release_store, user_file):
     code, out, _ = run_cli(
-        capsys, "evaluate", RELEASE, "--method", f"{user_file}:FirstFinisher", "--seeds", 4, "--splits", SPLIT, "--json"
+        capsys, "evaluate", release, "--method", f"{user_file}:FirstFinisher", "--seeds", 4, "--splits", SPLIT, "--json"
     )
     assert code == 0
     result = json.loads(out)
     assert result["method"] == "first-finisher" and result["beta"] is None
     # Independently: the first branch of each release order, read whole.
-    split = release.split(SPLIT)
+    split = release_store.split(SPLIT)
     hits, tokens = [], []
     for q in range(split.num_questions):
         for seed in range(4):
@@ -143,49 +135,45 @@ def test_evaluate_user_file_controller(capsys, release, user_file):
     assert result["tokens"] == pytest.approx(sum(tokens) / len(tokens))
 
 
-@needs_release
-def test_evaluate_errors_are_sentences(capsys, user_file):
-    code, _, err = run_cli(capsys, "evaluate", RELEASE, "--method", "nope", "--seeds", 1)
+def test_evaluate_errors_are_sentences(capsys, release, user_file):
+    code, _, err = run_cli(capsys, "evaluate", release, "--method", "nope", "--seeds", 1)
     assert code == 2
     assert "autotts evaluate: error: unknown method 'nope'" in err and "Traceback" not in err
-    code, _, err = run_cli(capsys, "evaluate", RELEASE, "--method", "sc", "--set", "kk=3", "--seeds", 1)
+    code, _, err = run_cli(capsys, "evaluate", release, "--method", "sc", "--set", "kk=3", "--seeds", 1)
     assert code == 2 and "SelfConsistency has no parameter 'kk'" in err
-    code, _, err = run_cli(capsys, "evaluate", RELEASE, "--method", f"{user_file}:Missing", "--seeds", 1)
+    code, _, err = run_cli(capsys, "evaluate", release, "--method", f"{user_file}:Missing", "--seeds", 1)
     assert code == 2 and "defines no 'Missing'" in err
-    code, _, err = run_cli(capsys, "evaluate", RELEASE, "--method", f"{user_file}:FirstFinisher", "--beta", 0.5, "--seeds", 1)
+    code, _, err = run_cli(capsys, "evaluate", release, "--method", f"{user_file}:FirstFinisher", "--beta", 0.5, "--seeds", 1)
     assert code == 2 and "no beta schedule" in err
-    code, _, err = run_cli(capsys, "evaluate", RELEASE, "--method", "sc", "--splits", "Qwen9/*", "--seeds", 1)
+    code, _, err = run_cli(capsys, "evaluate", release, "--method", "sc", "--splits", "Qwen9/*", "--seeds", 1)
     assert code == 2 and "no split matches 'Qwen9/*'" in err
 
 
-@needs_release
-def test_beta_sweep_monotonicity(capsys, user_file):
+def test_beta_sweep_monotonicity(capsys, release, user_file):
     code, out, _ = run_cli(
-        capsys, "evaluate", RELEASE, "--method", f"{user_file}:Shrinking", "--betas", "0,1", "--seeds", 2, "--splits", SPLIT, "--workers", 1
+        capsys, "evaluate", release, "--method", f"{user_file}:Shrinking", "--betas", "0,1", "--seeds", 2, "--splits", SPLIT, "--workers", 1
     )
     assert code == 0
     assert f"monotonicity violation: shrinking on {SPLIT}: mean tokens fall" in out
     code, out, _ = run_cli(
-        capsys, "evaluate", RELEASE, "--method", "sc", "--beta", 0, "--beta", 1, "--seeds", 2, "--splits", SPLIT, "--workers", 1
+        capsys, "evaluate", release, "--method", "sc", "--beta", 0, "--beta", 1, "--seeds", 2, "--splits", SPLIT, "--workers", 1
     )
     assert code == 0
     assert "SC@1 beta=0.0" in out and "SC@64 beta=1.0" in out
     assert "monotonicity: mean tokens are non-decreasing in beta on every split" in out
 
 
-@needs_release
-def test_workers_do_not_change_results(capsys):
+def test_workers_do_not_change_results(capsys, release):
     outs = []
     for workers in (1, 2):
-        code, out, _ = run_cli(capsys, "evaluate", RELEASE, "--method", "parallel-probe", "--seeds", 2, "--splits", "Qwen3-0.6B/*", "--json", "--workers", workers)
+        code, out, _ = run_cli(capsys, "evaluate", release, "--method", "parallel-probe", "--seeds", 2, "--splits", "Qwen3-0.6B/*", "--json", "--workers", workers)
         outs.append([{k: v for k, v in json.loads(line).items() if k != "seconds"} for line in out.splitlines()])
     assert outs[0] == outs[1]
 
 
-@needs_release
-def test_compare_writes_table_json_csv_png(capsys, tmp_path):
+def test_compare_writes_table_json_csv_png(capsys, release, tmp_path):
     code, out, _ = run_cli(
-        capsys, "compare", RELEASE, "--methods", "sc,cmc", "--betas", "0,1", "--seeds", 2, "--splits", SPLIT, "--out", tmp_path, "--records"
+        capsys, "compare", release, "--methods", "sc,cmc", "--betas", "0,1", "--seeds", 2, "--splits", SPLIT, "--out", tmp_path, "--records"
     )
     assert code == 0
     for label in ("SC@1 beta=0.0", "SC@64 beta=1.0", "CMC beta=0.0", "CMC beta=1.0"):

@@ -14,8 +14,6 @@ import pytest
 from autotts_gym.release import find_release_files, import_release, read_release_file
 from autotts_gym.store import StoreError
 
-RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
-
 
 def release_question(text: str = "What is 1+1?") -> dict[str, Any]:
     """A valid release question with three branches (one with no probe at all)."""
@@ -186,12 +184,8 @@ def test_missing_sources_are_named(tmp_path):
 
 
 # --------------------------------------------------------------------------- real data
-needs_release = pytest.mark.skipif(not RELEASE.is_dir(), reason="../shared/replay/autotts-release is absent")
-
-
-@needs_release
-def test_real_release_counts():
-    store = import_release([RELEASE])
+def test_real_release_counts(release):
+    store = import_release([release])
     assert len(store) == 8
     assert store.models == ["Qwen3-0.6B", "Qwen3-1.7B", "Qwen3-4B", "Qwen3-8B"]
     assert store.benchmarks == ["aime24", "aime25"]
@@ -201,10 +195,9 @@ def test_real_release_counts():
         assert split.info.interval_tokens == 500
 
 
-@needs_release
 @pytest.mark.parametrize("model, bench", [("Qwen3-8B", "aime25"), ("Qwen3-0.6B", "aime24")])
-def test_real_release_branches_equal_the_json(model, bench):
-    path = RELEASE / model / f"{bench}.json"
+def test_real_release_branches_equal_the_json(release, model, bench):
+    path = release / model / f"{bench}.json"
     data = json.loads(path.read_text())
     split = read_release_file(path, model, bench)
     rng = random.Random(0)

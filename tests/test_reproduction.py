@@ -10,8 +10,6 @@ the release code's figure in the four cells where the published table differs fr
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from autotts_gym.evaluation import make_options
@@ -19,15 +17,11 @@ from autotts_gym.methods import TABLE1_ROWS, run_table1
 from autotts_gym.published import ROWS, check_reproduction, format_checks
 from autotts_gym.reporting import format_table1
 
-RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
 MODELS = ("Qwen3-0.6B", "Qwen3-1.7B", "Qwen3-4B", "Qwen3-8B")
 
-pytestmark = pytest.mark.skipif(not RELEASE.is_dir(), reason="release data in ../shared is absent")
-
-
 @pytest.fixture(scope="module")
-def table1():
-    return run_table1(RELEASE, TABLE1_ROWS, make_options(100, "release"), search=["aime24"], heldout=["aime25"])
+def table1(release):
+    return run_table1(release, TABLE1_ROWS, make_options(100, "release"), search=["aime24"], heldout=["aime25"])
 
 
 def test_every_cell_matches(table1):

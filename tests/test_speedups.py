@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -23,7 +22,6 @@ from autotts_gym.methods import TABLE1_ROWS, parse_method_spec
 from autotts_gym.store import Split, SplitInfo
 from autotts_gym.synthetic import default_store
 
-RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
 ALPHABET = ("1", "2", "3", "ERR")
 
 
@@ -51,24 +49,46 @@ def test_extension_is_built():
 answers_lists = st.lists(st.integers(-1, 6), max_size=80)
 
 
+def first_seen_majority(answers: list[int]) -> tuple[int, int, int]:
+    """``(winner, v1, v2)`` from the definition, sharing no code with voting.py: count,
+    then the first answer in list order whose count is the largest; v2 the largest
+    count among the other answers."""
+    counts: dict[int, int] = {}
+    for a in answers:
+        counts[a] = counts.get(a, 0) + 1
+    v1 = max(counts.values(), default=0)
+    winner = next((a for a in answers if counts[a] == v1), -1)
+    v2 = max((c for a, c in counts.items() if a != winner), default=0)
+    return winner, v1, v2
+
+
 @given(answers_lists)
 def test_majority_matches_counter(answers):
-    expected = voting.top_two(Counter(answers))
+    expected = first_seen_majority(answers)
     assert voting.majority(answers) == expected
     assert voting.majority(tuple(answers)) == expected
     assert voting._majority_py(answers) == expected
+    assert voting.top_two(Counter(answers)) == expected
+
+
+def test_first_seen_majority_reference():
+    assert first_seen_majority([]) == (-1, 0, 0)
+    assert first_seen_majority([2, 1, 1, 2]) == (2, 2, 2)
+    assert first_seen_majority([1, 2, 2, 1, 3]) == (1, 2, 2)
+    assert first_seen_majority([3, 1, 1]) == (1, 2, 1)
 
 
 @given(st.lists(st.integers(0, 200), max_size=300, unique=False))
 def test_majority_many_distinct_values(answers):
     # More distinct values than the C tally keeps on the stack.
-    assert voting.majority(answers) == voting.top_two(Counter(answers))
+    assert voting.majority(answers) == first_seen_majority(answers)
 
 
 @given(answers_lists, st.data())
 def test_majority_among(answers, data):
     among = data.draw(st.lists(st.integers(0, max(0, len(answers) - 1)), max_size=40)) if answers else []
-    assert voting.majority(answers, among) == voting._majority_py(answers, among)
+    expected = first_seen_majority([answers[j] for j in among])
+    assert voting.majority(answers, among) == voting._majority_py(answers, among) == expected
 
 
 def test_majority_falls_back_for_other_inputs():
@@ -231,11 +251,10 @@ def test_controllers_identical_on_the_default_store(pure_python):
     assert run_rows(split, seeds=3) == fast
 
 
-@pytest.mark.skipif(not RELEASE.is_dir(), reason="release data in ../shared is absent")
-def test_controllers_identical_on_a_release_split(pure_python):
+def test_controllers_identical_on_a_release_split(release, pure_python):
     from autotts_gym.sources import load_store
 
-    split = next(iter(load_store(RELEASE / "Qwen3-1.7B" / "aime24.json")))
+    split = next(iter(load_store(release / "Qwen3-1.7B" / "aime24.json")))
     fast = run_rows(split, seeds=2)
     pure_python()
     assert run_rows(split, seeds=2) == fast

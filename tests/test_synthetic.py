@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +21,6 @@ from autotts_gym.synthetic import (
     get_profile,
 )
 
-RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
 RELEASE_MODELS = {"qwen3-0.6b-like": "Qwen3-0.6B", "qwen3-1.7b-like": "Qwen3-1.7B", "qwen3-4b-like": "Qwen3-4B", "qwen3-8b-like": "Qwen3-8B"}
 
 
@@ -216,13 +214,12 @@ def test_fit_diagnostics_are_shares():
     assert abs(d["own"] + d["other_final"] + d["recurring"] + d["rare"] - 1.0) < 1e-9
 
 
-@pytest.mark.skipif(not RELEASE.is_dir(), reason="the AutoTTS release (../shared) is not available")
 @pytest.mark.parametrize("profile", sorted(PROFILES))
-def test_targets_are_the_release_statistics(profile):
+def test_targets_are_the_release_statistics(release, profile):
     from autotts_gym.release import read_release_file
 
     model = RELEASE_MODELS[profile]
-    real = calibration_stats(read_release_file(RELEASE / model / "aime24.json", model, "aime24"))
+    real = calibration_stats(read_release_file(release / model / "aime24.json", model, "aime24"))
     for key, value in TARGETS[profile].items():
         assert real[key] == pytest.approx(value, abs=1e-4 * max(1.0, abs(value))), key
 
