@@ -367,12 +367,11 @@ def test_cli_import_prints_one_line_and_no_traceback(tmp_path, make):
     assert not out.exists()
 
 
-@needs_release
-def test_every_real_release_file_is_within_the_bounds():
+def test_every_real_release_file_is_within_the_bounds(release):
     """Each real file imports; its figures (docs/store-format.md) sit inside the bounds, an interval of margin or more."""
     from autotts_gym import validation as v
 
-    files = sorted(RELEASE.glob("*/*.json"))
+    files = sorted(release.glob("*/*.json"))
     assert len(files) == 8
     for path in files:
         split = read_release_file(path, path.parent.name, path.stem)
