@@ -30,8 +30,8 @@ from array import array
 from typing import Any
 
 from autotts_gym.isolation import wire
-from autotts_gym.protocol import ACTIVE, FINISHED, NO_ANSWER_ID, PRUNED, BudgetExceeded, InvalidAction
-from autotts_gym.voting import majority
+from autotts_gym.protocol import ACTIVE, FINISHED, NO_ANSWER_ID, BudgetExceeded, InvalidAction
+from autotts_gym.views import BranchViews
 
 # Strings of the batch being gathered (stop reasons, error reports), sent with it.
 _STRINGS: list[str] = []
@@ -39,7 +39,7 @@ _STRINGS: list[str] = []
 _ERRORS = {"InvalidAction": InvalidAction, "BudgetExceeded": BudgetExceeded, "ValueError": ValueError}
 
 
-class RemoteEpisode:
+class RemoteEpisode(BranchViews):
     """An episode played by an engine in another process.
 
     Args:
@@ -216,11 +216,6 @@ class RemoteEpisode:
         return self._done
 
     @property
-    def num_opened(self) -> int:
-        """Branches opened so far."""
-        return len(self._depth)
-
-    @property
     def num_available(self) -> int:
         """Branches that can be opened in all."""
         return self._available
@@ -229,85 +224,6 @@ class RemoteEpisode:
     def can_branch(self) -> bool:
         """True if BRANCH is admissible now."""
         return not self._done and len(self._depth) < self._available and self.remaining_budget >= 1
-
-    def depth(self, j: int) -> int:
-        """Intervals decoded on branch j."""
-        return self._depth[j]
-
-    @property
-    def depths(self) -> list[int]:
-        """Depth of every opened branch (a copy)."""
-        return list(self._depth)
-
-    def status(self, j: int) -> int:
-        """``ACTIVE`` (0), ``FINISHED`` (1) or ``PRUNED`` (2)."""
-        return self._status[j]
-
-    def is_active(self, j: int) -> bool:
-        """True if branch j can still be continued, probed or pruned."""
-        return self._status[j] == ACTIVE
-
-    def is_finished(self, j: int) -> bool:
-        """True if branch j reached its end."""
-        return self._status[j] == FINISHED
-
-    def is_pruned(self, j: int) -> bool:
-        """True if branch j was pruned."""
-        return self._status[j] == PRUNED
-
-    def is_probed(self, j: int) -> bool:
-        """True if branch j was probed at its current depth (or is finished)."""
-        return self._probed_at[j] == self._depth[j] or self._status[j] == FINISHED
-
-    def latest_answer(self, j: int) -> int:
-        """Latest revealed answer of branch j, -1 if none."""
-        return self._latest[j]
-
-    def final_answer(self, j: int) -> int:
-        """Final answer of branch j if finished, else -1."""
-        return self._latest[j] if self._status[j] == FINISHED else NO_ANSWER_ID
-
-    @property
-    def latest_answers(self) -> list[int]:
-        """Latest revealed answer of every opened branch (a copy)."""
-        return list(self._latest)
-
-    @property
-    def active_branches(self) -> list[int]:
-        """Active branches in opening order."""
-        return list(self._active)
-
-    def active_by_depth(self, deepest_first: bool = True) -> list[int]:
-        """Active branches by depth (deepest first by default); ties in opening order."""
-        return sorted(self._active, key=self._depth.__getitem__, reverse=deepest_first)
-
-    @property
-    def num_active(self) -> int:
-        """Number of active branches."""
-        return len(self._active)
-
-    @property
-    def num_finished(self) -> int:
-        """Number of finished branches."""
-        return len(self._finals)
-
-    def finished_vote(self) -> tuple[int, int, int]:
-        """``(winner, v1, v2)`` of the finished answers, ties to the first finished."""
-        size, vote = self._vote
-        if size != len(self._finals):
-            vote = majority(self._finals)
-            self._vote = (len(self._finals), vote)
-        return vote
-
-    @property
-    def finished_answers(self) -> list[int]:
-        """Final answers in finishing order."""
-        return list(self._finals)
-
-    @property
-    def finished_branches(self) -> list[int]:
-        """Finished branches in finishing order."""
-        return list(self._finished_order)
 
     @property
     def revealed_probes(self) -> list[tuple[int, int, int]]:

@@ -52,6 +52,7 @@ _RUNTIME_FILES = (
     ("autotts_gym/protocol.py", "autotts_gym/protocol.py"),
     ("autotts_gym/controller.py", "autotts_gym/controller.py"),
     ("autotts_gym/voting.py", "autotts_gym/voting.py"),
+    ("autotts_gym/views.py", "autotts_gym/views.py"),
     ("autotts_gym/speedups.py", "autotts_gym/speedups.py"),
     ("autotts_gym/isolation/wire.py", "autotts_gym/isolation/wire.py"),
     ("autotts_gym/isolation/client.py", "autotts_gym/isolation/client.py"),

@@ -24,6 +24,8 @@ import struct
 from array import array
 from typing import Any
 
+from autotts_gym.protocol import PUBLIC_ACTIONS
+
 MAX_FRAME_BYTES = 16 * 2**20
 _HEADER = struct.Struct(">I")
 
@@ -31,21 +33,7 @@ _HEADER = struct.Struct(">I")
 BRANCH, CONTINUE, PROBE, PRUNE, ANSWER = 0, 1, 2, 3, 4
 OPEN_AND_PROBE, OPEN_AND_PROBE_MANY, CONTINUE_AND_PROBE, CONTINUE_AND_PROBE_MANY = 5, 6, 7, 8
 READ_WHOLE, READ_WHOLE_MANY, END, FAIL = 9, 10, 11, 12
-OP_NAMES = (
-    "branch",
-    "continue_branch",
-    "probe",
-    "prune",
-    "answer",
-    "open_and_probe",
-    "open_and_probe_many",
-    "continue_and_probe",
-    "continue_and_probe_many",
-    "read_whole",
-    "read_whole_many",
-    "end",
-    "fail",
-)
+OP_NAMES = (*PUBLIC_ACTIONS, "end", "fail")
 
 
 class ChannelClosed(EOFError):
