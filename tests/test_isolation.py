@@ -589,3 +589,58 @@ def test_the_ordinary_users_way_user_namespaces(job, honest_before, store_file, 
         "    if os.fork() == 0:\n        time.sleep(3600)\n" + HONEST_RUN
     )
     honest_or_failed(run_hostile(candidate(run), job, honest_before), honest_before)
+
+
+# ------------------------------------------------------------------- user code: evaluate/compare
+USER_FILE = '''
+from dataclasses import dataclass
+from agents.base import Controller
+from autotts_gym.voting import majority
+
+
+@dataclass(frozen=True)
+class ReadK(Controller):
+    name = "read-k"
+    k: int = 4
+
+    @staticmethod
+    def schedule(beta):
+        return {"k": 2 + round(10 * beta)}
+
+    def run(self, episode):
+        finals = [episode.read_whole()[1] for _ in range(self.k)]
+        if self.k > 6:
+            raise ValueError("k is too large")
+        return episode.answer(majority(finals)[0], reason="read-k")
+'''
+
+
+@pytest.mark.parametrize("isolate", [[], ["--isolate"]], ids=["in-process", "isolated"])
+def test_evaluate_runs_a_users_file_and_reports_where_it_raised(tmp_path, capsys, isolate):
+    from autotts_gym.cli import main
+
+    path = tmp_path / "mine.py"
+    path.write_text(USER_FILE)
+    argv = ["evaluate", "default", "--method", f"{path}:ReadK", "--seeds", "2", "--no-progress", *isolate]
+    assert main([*argv, "--set", "k=5", "--json"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert [x["params"]["k"] for x in lines] == [5, 5] and all(x["episodes"] == 60 for x in lines)
+    assert main([*argv, "--beta", "0.9"]) == 2
+    err = capsys.readouterr().err
+    assert "ValueError: k is too large" in err and "read-k" in err and "split synthetic/" in err
+    assert "question" in err and "seed" in err and "beta" in err and "0.9" in err
+    assert f"{path}, line 19, in run" in err and "Traceback" not in err
+
+
+def test_evaluate_isolated_gives_the_in_process_figures(tmp_path, capsys):
+    from autotts_gym.cli import main
+
+    path = tmp_path / "mine.py"
+    path.write_text(USER_FILE)
+    out = []
+    for isolate in ([], ["--isolate"]):
+        argv = ["evaluate", "default", "--method", f"{path}:ReadK", "--betas", "0,0.3", "--seeds", "3"]
+        assert main([*argv, "--json", "--no-progress", *isolate]) == 0
+        rows = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+        out.append([(r["split"], r["beta"], r["accuracy"], r["tokens"]) for r in rows])
+    assert out[0] == out[1] and len(out[0]) == 4

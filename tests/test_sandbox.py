@@ -176,7 +176,7 @@ def test_exception_names_point_split_question_seed_and_line(job):
     failure = run_case(candidate(run="if episode.num_opened == 0:\n    raise ValueError('no branch yet')\n"), job)
     assert failure["kind"] == "exception" and failure["stage"] == "evaluate"
     assert "ValueError: no branch yet" in failure["message"]
-    assert "at beta=0, split tiny/search, question " in failure["message"] and ", seed 0" in failure["message"]
+    assert "at read-k beta=0, split tiny/search, question " in failure["message"] and ", seed 0" in failure["message"]
     assert "candidate.py, line" in failure["message"] and "in run" in failure["message"]
 
 

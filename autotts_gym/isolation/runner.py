@@ -109,7 +109,7 @@ def _play_units(
             traced = (p, i, q, seed) in trace
             e = options.episode(split, q, seed, trace=traced)
             labels = relabel(key, split.name, q, seed, len(e.question.vocab))
-            where = {"at": point["label"], "split": split.name, "question": q, "seed": seed}
+            where = {"at": f"{description['name']} {point['label']}", "split": split.name, "question": q, "seed": seed}
             episodes.append((e, labels, where))
         results = sandbox.play(point["params"], point["beta"], episodes, class_name)
         for (i, q), (e, _, _), r in zip(cells, episodes, results):
