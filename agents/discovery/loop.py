@@ -24,6 +24,7 @@ selected; only then, and only for the report, it is evaluated on the held-out sp
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -210,6 +211,7 @@ def run_discovery(
         shuffle=config.shuffle,
         free_params=config.free_params,
         trace_episodes=config.trace_episodes if config.traces else 0,
+        key=run_secret(out),
     )
     settings = PromptSettings(
         search_splits=tuple(search_names),
@@ -348,6 +350,20 @@ def _sweep_rows(out: Path, r: int) -> list[dict[str, Any]]:
     return json.loads(path.read_text()) if path.is_file() else []
 
 
+def run_secret(out: Path) -> str:
+    """The run's secret for the candidates' per-episode answer labels (``.secret`` in the
+    run directory, readable by its owner only; containers never see this folder), so a
+    resumed run labels every episode as before."""
+    path = out / ".secret"
+    if not path.is_file():
+        from autotts_gym.isolation import new_key
+
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(new_key())
+    return path.read_text().strip()
+
+
 def _prepare_run_dir(out: Path, config: DiscoveryConfig, resume: bool, say: Callable[[str], None]) -> None:
     """Create the run directory, or check that a resumed run matches its config."""
     settings = json.loads(json.dumps(asdict(config), default=str))
@@ -434,6 +450,7 @@ def evaluate_heldout(
         shuffle=config.shuffle,
         free_params=config.free_params,
         trace_episodes=0,
+        key=run_secret(Path(config.out)),
     )
     # More seeds than in search: the time limits grow with the work.
     scale = max(1.0, config.heldout_seeds / config.seeds)
