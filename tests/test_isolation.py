@@ -67,6 +67,16 @@ def release_file(folder: Path, questions: int = 6, branches: int = 24, seed: int
     return path
 
 
+@pytest.fixture(scope="module", autouse=True)
+def private_tmp(tmp_path_factory):
+    """Temporary folders of this module's runs in a folder of their own, so the check that
+    none is left behind sees only ours."""
+    before = tempfile.tempdir
+    tempfile.tempdir = str(tmp_path_factory.mktemp("tmp"))
+    yield
+    tempfile.tempdir = before
+
+
 @pytest.fixture(scope="module")
 def store_file(tmp_path_factory) -> Path:
     return release_file(tmp_path_factory.mktemp("hostile"))
@@ -101,22 +111,30 @@ def points(outcome) -> list[tuple]:
 
 
 def sandbox_processes() -> set[int]:
-    """Live processes in another PID namespace than ours (containers and what they
-    started). Zombies are left out: a container's init, orphaned when bwrap exits, waits
-    for the machine's init to reap it; it runs nothing and holds nothing."""
+    """Live processes of this test process's containers: in another PID namespace than
+    ours, run by one of the uids this process gives its containers (as root) or sharing a
+    namespace with one. Zombies are left out: a container's init, orphaned when bwrap
+    exits, waits for the machine's init to reap it; it runs nothing and holds nothing.
+    (Other users' containers on the machine, e.g. a concurrent test run, are not ours.)"""
     mine = os.readlink("/proc/self/ns/pid")
-    out = set()
+    first = 0x70000000 + (os.getpid() % 0x10000) * 0x100
+    foreign: dict[int, tuple[str, int]] = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
-                if os.readlink(f"/proc/{entry.name}/ns/pid") != mine:
-                    with open(f"/proc/{entry.name}/stat") as fh:
-                        state = fh.read().rsplit(")", 1)[1].split()[0]
-                    if state not in ("Z", "X"):
-                        out.add(int(entry.name))
+                ns = os.readlink(f"/proc/{entry.name}/ns/pid")
+                if ns == mine:
+                    continue
+                with open(f"/proc/{entry.name}/stat") as fh:
+                    state = fh.read().rsplit(")", 1)[1].split()[0]
+                if state not in ("Z", "X"):
+                    foreign[int(entry.name)] = (ns, entry.stat().st_uid)
             except OSError:
                 pass
-    return out
+    if os.geteuid() != 0 or os.environ.get("AUTOTTS_ISOLATION_USERNS"):
+        return set(foreign)  # no uids of our own to tell them apart
+    ours = {ns for ns, uid in foreign.values() if first <= uid < first + 0x100}
+    return {pid for pid, (ns, uid) in foreign.items() if ns in ours}
 
 
 def temp_folders() -> set[str]:
