@@ -18,7 +18,7 @@ beta (one finished answer never stops the race by itself), 2 supporters and a sm
 share of live branches for the unanimity exit at beta 0, and patience that shrinks from
 12 to 6 rounds as beta grows. Like DSR it reads only the episode's public views.
 
-The discovery run's round 17 (``discovery/beat_cmc/candidates/round_17_ranked_lock_wide.py``,
+The discovery run's round 17 (``discovery/runs/beat-cmc/round-017/candidate.py``,
 a self-contained candidate) is this family; tests/test_dsr_lock.py checks that both give
 the same episodes.
 """

@@ -27,7 +27,7 @@ from autotts_gym.store import Split, SplitInfo, Store
 from autotts_gym.synthetic import generate_split
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples" / "discovery_candidates"
+EXAMPLES = ROOT / "discovery" / "examples"
 LIMITS = SandboxLimits(cpu_seconds=120, wall_seconds=300, memory_mb=1024)
 
 

@@ -16,7 +16,7 @@ from agents.base import Controller
 from agents.cmc import ConfidenceMomentum
 from agents.discovery.checks import check_candidate
 from agents.dsr import DepthSyncRace, Memory, leader
-from agents.registry import make_controller
+from agents.registry import load_module_from_file, make_controller
 from autotts_gym.evaluation import evaluate_many, make_options, monotonicity_violations, sweep
 from autotts_gym.sources import load_store
 from autotts_gym.synthetic import default_store
@@ -71,15 +71,22 @@ def test_family_passes_the_candidate_contract():
     assert info.class_name == "DepthSyncRace" and info.family == "schedule"
 
 
+RUN = ROOT / "discovery" / "runs" / "beat-cmc"
+
+
 def test_dsr_is_its_discovery_round_and_every_round_passes_the_contract():
-    rounds = sorted((ROOT / "discovery" / "beat_cmc" / "candidates").glob("round_*.py"))
-    assert rounds, "the discovery history is missing"
-    # The family in agents/ is the round that found it (later rounds searched on from it).
-    assert (ROOT / "discovery" / "beat_cmc" / "candidates" / "round_13_dsr.py").read_text() == (
-        ROOT / "agents" / "dsr.py"
-    ).read_text()
+    """The family in agents/ is round 13 of the committed run (later rounds searched on from
+    it): the same schedule at every beta and the same episodes, played, never bytes compared."""
+    rounds = sorted(RUN.glob("round-*/candidate.py"))
+    assert len(rounds) == 18, "the committed discovery run is missing"
     for path in rounds:
-        check_candidate(path.read_text(), path.name)
+        check_candidate(path.read_text(), f"{path.parent.name}/candidate.py")
+    found = load_module_from_file(str(RUN / "round-013" / "candidate.py")).DepthSyncRace
+    split = next(iter(default_store()))
+    for beta in BETAS:
+        assert found.schedule(beta) == DepthSyncRace.schedule(beta)
+    for beta in (0.0, 0.5, 1.0):
+        assert _run_all(DepthSyncRace.from_beta(beta), split, 3) == _run_all(found.from_beta(beta), split, 3)
 
 
 class ScriptedEpisode:

@@ -20,7 +20,7 @@ from autotts_gym.sources import load_store
 from autotts_gym.synthetic import default_store
 
 ROOT = Path(__file__).resolve().parents[1]
-ROUND_17 = ROOT / "discovery" / "beat_cmc" / "candidates" / "round_17_ranked_lock_wide.py"
+ROUND_17 = ROOT / "discovery" / "runs" / "beat-cmc" / "round-017" / "candidate.py"
 
 
 def run_all(controller, split, seeds: int) -> list[tuple]:
@@ -92,12 +92,12 @@ def test_beat_cmc_example_runs_end_to_end_for_each_family(tmp_path, family, labe
 
 
 def test_top_end_check_runs_and_compares_against_dsr_l(tmp_path):
-    # discovery/beat_cmc/top_end.py on the embedded store's search split, 2 seeds.
+    # discovery/top_end.py on the embedded store's search split, 2 seeds.
     import json
     import subprocess
     import sys
 
-    script = ROOT / "discovery" / "beat_cmc" / "top_end.py"
+    script = ROOT / "discovery" / "top_end.py"
     command = [sys.executable, str(script), "--store", "default", "--benchmark", "search", "--seeds", "2", "--workers", "1", "--out", str(tmp_path)]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
@@ -109,7 +109,7 @@ def test_top_end_check_runs_and_compares_against_dsr_l(tmp_path):
     assert len(variants) == 18 and all(r["vs_dsr_l"] is not None for r in variants)
 
 
-ROUND_18 = ROOT / "discovery" / "beat_cmc" / "candidates" / "round_18_learned_pick.py"
+ROUND_18 = ROOT / "discovery" / "runs" / "beat-cmc" / "round-018" / "candidate.py"
 
 
 def test_round_18_is_round_17_with_another_final_pick():

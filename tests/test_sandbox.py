@@ -204,7 +204,7 @@ def test_runtime_contract_and_impure_schedule(job):
 
 
 def test_example_candidates_pass(job):
-    folder = Path(__file__).resolve().parents[1] / "examples" / "discovery_candidates"
+    folder = Path(__file__).resolve().parents[1] / "discovery" / "examples"
     files = sorted(folder.glob("*.py"))
     assert len(files) >= 3
     for path in files:

@@ -283,7 +283,9 @@ class ScriptedProposer:
     """Replays the files of a folder in sorted order, one per round (no LLM).
 
     Args:
-        folder: a folder of candidate modules (``*.py``) or replies (``*.md``, ``*.txt``).
+        folder: a folder of candidate modules (``*.py``) or replies (``*.md``, ``*.txt``),
+            or the directory of a discovery run (its rounds' ``response.md``: the run
+            replays as it was proposed).
     """
 
     def __init__(self, folder: str | os.PathLike) -> None:
@@ -291,7 +293,8 @@ class ScriptedProposer:
         self.spec = f"scripted:{folder}"
         if not self.folder.is_dir():
             raise ProposerError(f"{self.spec}: {self.folder} is not a folder")
-        self.files = sorted(p for p in self.folder.iterdir() if p.is_file() and p.suffix in SCRIPT_SUFFIXES)
+        replies = sorted(self.folder.glob("round-*/response.md"))
+        self.files = replies or sorted(p for p in self.folder.iterdir() if p.is_file() and p.suffix in SCRIPT_SUFFIXES)
         if not self.files:
             raise ProposerError(f"{self.spec}: {self.folder} holds no {', '.join(SCRIPT_SUFFIXES)} files")
 
@@ -305,7 +308,11 @@ class ScriptedProposer:
         path = self.files[round_index - 1]
         text = path.read_text(encoding="utf-8")
         return Proposal(
-            text=text, model="scripted", seconds=time.perf_counter() - started, cost_usd=0.0, source=path.name
+            text=text,
+            model="scripted",
+            seconds=time.perf_counter() - started,
+            cost_usd=0.0,
+            source=str(path.relative_to(self.folder)),
         )
 
 

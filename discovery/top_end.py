@@ -1,6 +1,6 @@
 """Headroom at DSR-L's accurate end, on the search split (AIME24) only.
 
-    OMP_NUM_THREADS=1 python discovery/beat_cmc/top_end.py [--seeds 100] [--out DIR]
+    OMP_NUM_THREADS=1 python discovery/top_end.py [--seeds 100] [--out DIR]
 
 The issue's accurate-end target asks for more accuracy at the top of the curve. This
 script asks whether DSR-L's top end can buy it on the search split: it evaluates DSR-L's
@@ -25,7 +25,7 @@ from autotts_gym.paired import QuestionTable, accuracy_interval, matched_differe
 from autotts_gym.reporting import render_table
 from autotts_gym.sources import load_store
 
-RELEASE = Path(__file__).resolve().parents[3] / "shared" / "replay" / "autotts-release"
+RELEASE = Path(__file__).resolve().parents[2] / "shared" / "replay" / "autotts-release"
 CURVE_BETAS = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
 VARIANT_BETAS = (0.375, 0.75, 1.0)
 # Each variant: what it changes in DSR-L's schedule.

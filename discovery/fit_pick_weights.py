@@ -1,9 +1,9 @@
 """Fit round 18's answer scorer on AIME24, and check it model by model.
 
-    OMP_NUM_THREADS=1 python discovery/beat_cmc/fit_pick_weights.py              # the fit (~10 s)
-    OMP_NUM_THREADS=1 python discovery/beat_cmc/fit_pick_weights.py --evaluate   # + the race check (~2 min)
+    OMP_NUM_THREADS=1 python discovery/fit_pick_weights.py              # the fit (~10 s)
+    OMP_NUM_THREADS=1 python discovery/fit_pick_weights.py --evaluate   # + the race check (~2 min)
 
-Round 18 (``candidates/round_18_learned_pick.py``) picks the answer of a race's finished
+Round 18 (``runs/beat-cmc/round-018/candidate.py``) picks the answer of a race's finished
 pool by a linear score of :func:`answer_features` (the candidate's own function, imported
 here so the features cannot drift). This script builds *static pools* like the race's
 from the search split: a random opening of M branches whose k shortest have finished,
@@ -38,8 +38,8 @@ from autotts_gym.sources import load_store
 from autotts_gym.store import QuestionData
 
 HERE = Path(__file__).resolve().parent
-RELEASE = HERE.parents[2] / "shared" / "replay" / "autotts-release"
-ROUND_18 = load_module_from_file(str(HERE / "candidates" / "round_18_learned_pick.py"))
+RELEASE = HERE.parents[1] / "shared" / "replay" / "autotts-release"
+ROUND_18 = load_module_from_file(str(HERE / "runs" / "beat-cmc" / "round-018" / "candidate.py"))
 # (opened M, finished k): the k shortest of M randomly opened branches.
 DESIGNS = ((16, 8), (32, 16), (64, 32), (12, 4), (24, 8))
 BETAS = (0.0, 0.25, 0.5, 0.75, 1.0)

@@ -1,11 +1,11 @@
 """Summarise a discovery run of the beat-CMC search: one row per round, CMC at matched cost.
 
-    python discovery/beat_cmc/summarize.py RUN_DIR [--out discovery/beat_cmc]
+    python discovery/summarize.py discovery/runs/beat-cmc      # writes summary.md/.json into the run
 
 Reads ``RUN_DIR/config.json`` and every ``RUN_DIR/round-*/round.json`` written by
 ``autotts discover``, evaluates CMC's beta curve under the run's own protocol (its
 search splits, seeds, shuffle; betas 0, 0.1, ..., 1), and writes ``summary.json`` and
-``summary.md`` to ``--out``: per round the candidate, what it changed (the first
+``summary.md`` to ``--out`` (default: the run directory): per round the candidate, what it changed (the first
 paragraph of its docstring), its sweep, and its accuracy minus CMC's at the same mean
 tokens (interpolated on CMC's curve; points cheaper than CMC's cheapest are left out).
 Only search splits are read: the run is the search.
@@ -25,12 +25,12 @@ from autotts_gym.evaluation import evaluate_many, make_options
 from autotts_gym.sources import load_store
 
 CMC_BETAS = [i / 10 for i in range(11)]
-CANDIDATES = Path(__file__).resolve().parent / "candidates"
-# The replay command, over every committed candidate.
+RUN = Path(__file__).resolve().parent / "runs" / "beat-cmc"
+# The replay command: the committed run's replies, proposed again in order.
 REPLAY = (
-    f"OMP_NUM_THREADS=1 autotts discover --rounds {len(list(CANDIDATES.glob('round_*.py')))} "
-    "--proposer scripted:discovery/beat_cmc/candidates "
-    "--search '/work/shared/replay/autotts-release:*/aime24' --out /tmp/beat_cmc_run --workers 2"
+    f"OMP_NUM_THREADS=1 autotts discover --rounds {len(list(RUN.glob('round-*/response.md')))} "
+    "--proposer scripted:discovery/runs/beat-cmc "
+    "--search '../shared/replay/autotts-release:*/aime24' --out runs/beat-cmc-replay --workers 2"
 )
 
 
@@ -99,11 +99,12 @@ def markdown(config: dict[str, Any], rows: list[dict[str, Any]], curve: list[tup
         f"`{config['proposer']}` (one hand-written candidate per round, in the order they were tried). "
         "No held-out data was evaluated in this run.",
         "",
-        "Replay it (about 2 minutes of replay on 2 cores, plus CMC's reference curve here), then rebuild this summary:",
+        "Replay it (the committed run's replies proposed again; its rounds evaluated isolated, about 20 minutes on "
+        "2 cores), then rebuild this summary from the replay:",
         "",
         "```",
         REPLAY,
-        "python discovery/beat_cmc/summarize.py /tmp/beat_cmc_run --out discovery/beat_cmc",
+        "python discovery/summarize.py runs/beat-cmc-replay",
         "```",
         "",
         "`vs CMC`: the candidate's accuracy minus CMC's at the same mean tokens (CMC's curve at betas 0, 0.1, ..., 1 "
@@ -126,7 +127,7 @@ def markdown(config: dict[str, Any], rows: list[dict[str, Any]], curve: list[tup
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="the run directory of autotts discover")
-    parser.add_argument("--out", default="discovery/beat_cmc", help="where summary.md and summary.json go")
+    parser.add_argument("--out", help="where summary.md and summary.json go (default: the run directory)")
     args = parser.parse_args()
     run = Path(args.run)
     config = json.loads((run / "config.json").read_text())
@@ -134,7 +135,7 @@ def main() -> None:
         raise SystemExit(f"{run}: this run evaluated held-out splits; summarise a search-only run")
     curve = cmc_curve(config)
     rows = [summarize_round(p, curve) for p in sorted(run.glob("round-*/round.json"))]
-    out = Path(args.out)
+    out = Path(args.out or run)
     out.mkdir(parents=True, exist_ok=True)
     record = {
         "config": config,
