@@ -19,7 +19,7 @@ share of live branches for the unanimity exit at beta 0, and patience that shrin
 12 to 6 rounds as beta grows. Like DSR it reads only the episode's public views.
 
 The discovery run's round 17 (``discovery/runs/beat-cmc/round-017/candidate.py``,
-a self-contained candidate) is this family; tests/test_dsr_lock.py checks that both give
+a self-contained candidate) is this family; tests/agents/test_dsr_lock.py checks that both give
 the same episodes.
 """
 

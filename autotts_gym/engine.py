@@ -632,7 +632,7 @@ class Episode(BranchViews):
 # The C versions of the most called methods and views (autotts_gym/_speedups.c) replace
 # the Python ones above when the extension is built. The Python ones stay here as the
 # reference: the C ones hand them every case they do not cover (budget, trace, errors),
-# tests/test_speedups.py compares the two, and the docs and signatures are theirs.
+# tests/core/test_speedups.py compares the two, and the docs and signatures are theirs.
 REFERENCE_METHODS: dict[str, Any] = {}
 
 

@@ -1,7 +1,7 @@
 """The optional C loops (``autotts_gym._speedups``) and the switch that turns them off.
 
 ``pip install`` builds the extension when a C compiler is available; without it every
-caller uses its reference Python, which gives identical results (tests/test_speedups.py
+caller uses its reference Python, which gives identical results (tests/core/test_speedups.py
 runs both). Set ``AUTOTTS_PURE_PYTHON=1`` before importing autotts_gym to force the
 Python paths, e.g. to step through them in a debugger.
 """

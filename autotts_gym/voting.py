@@ -50,7 +50,7 @@ def majority(answers: Iterable[int], among: Iterable[int] | None = None) -> tupl
 
 
 def _majority_py(answers: Iterable[int], among: Iterable[int] | None = None) -> tuple[int, int, int]:
-    # The reference of the C count (tests/test_speedups.py compares them).
+    # The reference of the C count (tests/core/test_speedups.py compares them).
     if among is not None:
         answers = [answers[j] for j in among]
     return top_two(Counter(answers))
@@ -70,7 +70,7 @@ def update_streaks(
 def _update_streaks_py(
     streaks: list[int], branches: Sequence[int], answers: Sequence[int], leader: int, threshold: int
 ) -> list[int]:
-    # The reference of the C loop (tests/test_speedups.py compares them).
+    # The reference of the C loop (tests/core/test_speedups.py compares them).
     reached = []
     for j in branches:
         streaks[j] = streaks[j] + 1 if answers[j] != leader else 0
@@ -134,5 +134,5 @@ def by_agreement(branches: Sequence[int], answers: Sequence[int], leader: int, a
 
 
 def _by_agreement_py(branches: Sequence[int], answers: Sequence[int], leader: int, agree: Any, disagree: Any) -> list:
-    # The reference of the C loop (tests/test_speedups.py compares them).
+    # The reference of the C loop (tests/core/test_speedups.py compares them).
     return [agree if answers[j] == leader else disagree for j in branches]

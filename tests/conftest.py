@@ -1,4 +1,7 @@
-"""Shared fixtures.
+"""Shared fixtures. The tests are grouped by layer: ``core/`` (store, engine, env,
+evaluation, reporting, the import contracts), ``isolation/`` (untrusted controllers),
+``agents/`` (controllers, PPO, discovery), ``collection/`` (vLLM collection) and ``cli/``
+(the command line and the README's tour).
 
 ``release``: the AutoTTS data release (``../shared/replay/autotts-release`` next to the
 repository). The tests that need it take this fixture and are skipped, with the reason

@@ -2,7 +2,7 @@
 
     OMP_NUM_THREADS=1 python tools/mutation_check.py            # every mutation, default tests
     python tools/mutation_check.py --only E1 V2                  # some mutations
-    python tools/mutation_check.py --tests tests/test_engine_contract.py
+    python tools/mutation_check.py --tests tests/core/test_engine_contract.py
     python tools/mutation_check.py --list                        # the mutations, not run
 
 Each mutation is a textual patch (``old`` -> ``new``, which must occur exactly once in
@@ -17,10 +17,10 @@ script stops.
 
 The compiled C loops (``autotts_gym/_speedups*.so``) are not rebuilt: a patch of engine
 or voting Python that the C path replaces is caught only by a test that also runs the
-pure-Python reference (as tests/test_speedups.py and tests/test_engine_contract.py do).
+pure-Python reference (as tests/core/test_speedups.py and tests/core/test_engine_contract.py do).
 
-Not here: the slow reproduction test (tests/test_reproduction.py, minutes) and the
-sandbox tests (tests/test_sandbox.py). Exit status 1 if any mutation survives.
+Not here: the slow reproduction test (tests/core/test_reproduction.py, minutes) and the
+sandbox tests (tests/agents/test_sandbox.py). Exit status 1 if any mutation survives.
 """
 
 from __future__ import annotations
@@ -37,19 +37,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_TESTS: tuple[str, ...] = (
-    "tests/test_engine_contract.py",
-    "tests/test_voting_orders.py",
-    "tests/test_intervals.py",
-    "tests/test_speedups.py",
-    "tests/test_budget.py",
-    "tests/test_env.py",
-    "tests/test_properties.py",
-    "tests/test_protocol_cli.py",
-    "tests/test_paired.py",
-    "tests/test_reporting.py",
-    "tests/test_store.py",
-    "tests/test_gym_policy.py",
-    "tests/test_dsr.py",
+    "tests/core/test_engine_contract.py",
+    "tests/core/test_voting_orders.py",
+    "tests/core/test_intervals.py",
+    "tests/core/test_speedups.py",
+    "tests/core/test_budget.py",
+    "tests/core/test_env.py",
+    "tests/core/test_properties.py",
+    "tests/cli/test_protocol_cli.py",
+    "tests/core/test_paired.py",
+    "tests/core/test_reporting.py",
+    "tests/core/test_store.py",
+    "tests/agents/test_gym_policy.py",
+    "tests/agents/test_dsr.py",
 )
 
 

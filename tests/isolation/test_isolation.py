@@ -33,7 +33,7 @@ if support() is not None and os.environ.get("AUTOTTS_REQUIRE_ISOLATION"):
     raise RuntimeError(f"AUTOTTS_REQUIRE_ISOLATION is set but this machine cannot isolate: {support()}")
 pytestmark = pytest.mark.skipif(support() is not None, reason=f"no isolation here: {support()}")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "zq7-"
 LIMITS = SandboxLimits(cpu_seconds=20, wall_seconds=60, memory_mb=512, max_actions=5000, max_processes=8)
 

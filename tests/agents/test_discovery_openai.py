@@ -19,7 +19,7 @@ from autotts_gym.cli import main
 from autotts_gym.store import Store
 from autotts_gym.synthetic import generate_split
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "discovery" / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "discovery" / "examples"
 PROMPT_TOKENS, COMPLETION_TOKENS = 1234, 567
 
 

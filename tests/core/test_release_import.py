@@ -338,10 +338,10 @@ def test_probe_freq_out_of_range_is_refused_before_evaluation(tmp_path):
 
 CLI_CASES = {
     "total_tokens 10**25": lambda p: write_json(p, two_questions(_set_branch(2, 1, 10**25))),
-    "nested 100,000 deep": lambda p: _raw_file(p.parents[1], _nested),
-    "lone surrogate": lambda p: _raw_file(p.parents[1], _surrogate_gold),
+    "nested 100,000 deep": lambda p: _raw_file(p.parents[2], _nested),
+    "lone surrogate": lambda p: _raw_file(p.parents[2], _surrogate_gold),
     "probe_freq 10**30": lambda p: write_json(p, two_questions(_set("probe_freq", 10**30))),
-    "duplicate key": lambda p: _raw_file(p.parents[1], _duplicate_gold),
+    "duplicate key": lambda p: _raw_file(p.parents[2], _duplicate_gold),
 }
 
 
@@ -353,7 +353,7 @@ def test_cli_import_prints_one_line_and_no_traceback(tmp_path, make):
 
     path = make(tmp_path / "M" / "bench.json")
     out = tmp_path / "store"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[2]))
     run = subprocess.run(
         [sys.executable, "-m", "autotts_gym.cli", "import", str(path), "--out", str(out)],
         capture_output=True, text=True, env=env, timeout=120,

@@ -26,7 +26,7 @@ from autotts_gym.reporting import fmt_tokens
 from autotts_gym.store import Split, SplitInfo, Store
 from autotts_gym.synthetic import generate_split
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "discovery" / "examples"
 LIMITS = SandboxLimits(cpu_seconds=120, wall_seconds=300, memory_mb=1024)
 

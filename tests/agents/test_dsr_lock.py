@@ -19,7 +19,7 @@ from autotts_gym.evaluation import make_options, monotonicity_violations, sweep
 from autotts_gym.sources import load_store
 from autotts_gym.synthetic import default_store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ROUND_17 = ROOT / "discovery" / "runs" / "beat-cmc" / "round-017" / "candidate.py"
 
 

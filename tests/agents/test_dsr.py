@@ -21,7 +21,7 @@ from autotts_gym.evaluation import evaluate_many, make_options, monotonicity_vio
 from autotts_gym.sources import load_store
 from autotts_gym.synthetic import default_store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BETAS = [i / 20 for i in range(21)]
 # Direction in which each scheduled value moves as beta grows (+1 up, -1 down, 0 fixed):
 # every move makes the race wider, the stop stricter or the futility stop rarer.
