@@ -150,10 +150,13 @@ def api_text() -> str:
     lines += [_describe(Episode, name) for name in EPISODE_VIEWS]
     lines += [
         "",
-        "Branch numbers j are 0, 1, ... in opening order. Answers are small integer ids per question "
-        "(-1 = none); compare ids for equality; only ids revealed in the episode may be answered. "
+        "Branch numbers j are 0, 1, ... in opening order. Answers are small integer ids, labels private to "
+        "each episode (-1 = none; the same answer has the same id within an episode, not across episodes); "
+        "compare ids for equality; only ids revealed in the episode may be answered, as plain ints. "
+        "`answer_text` is not available to candidates; `no_answer_id` is. "
         "Status constants ACTIVE=0, FINISHED=1, PRUNED=2 (from autotts_gym.engine). "
-        "In the sandbox `episode.answer(...)` returns None: end run() with `return episode.answer(...)`.",
+        "Candidates run isolated: `episode.answer(...)` returns None: end run() with "
+        "`return episode.answer(...)`; nothing is remembered from one (seed, beta) to the next.",
         "",
         "Helpers:",
     ]
