@@ -360,7 +360,12 @@ def _act(e: Episode, s: _Slot, op: int, request: list) -> list:
                 raise InvalidAction(f"continue_and_probe_many takes at most {_MAX_LIST} branches, one burst each")
             if s.left < 0:
                 raise _over(s)
-            e.continue_and_probe_many(js, bursts)
+            revealed = e.continue_and_probe_many(js, bursts)
+            if bursts is None and len(e._probe_log) - p0 == 2 * len(js):
+                # Every branch stepped once and probed, none finished: the log's new entries are
+                # the branches in order, and each answered what the call returned for it.
+                log = e._probe_log
+                return [None, None, [log[p0::2], log[p0 + 1 :: 2], list(map(labels.__getitem__, revealed))], None]
         else:
             s.left -= _weight(op, request)
             if s.left < 0:

@@ -33,6 +33,8 @@ from autotts_gym.isolation import wire
 from autotts_gym.protocol import ACTIVE, FINISHED, NO_ANSWER_ID, BudgetExceeded, InvalidAction
 from autotts_gym.views import BranchViews
 
+# Operations that open branches (their replies may name branches the mirror lacks).
+_OPENING = frozenset({wire.BRANCH, wire.OPEN_AND_PROBE, wire.OPEN_AND_PROBE_MANY, wire.READ_WHOLE, wire.READ_WHOLE_MANY})
 # Strings of the batch being gathered (stop reasons, error reports), sent with it.
 _STRINGS: list[str] = []
 
@@ -66,6 +68,7 @@ class RemoteEpisode(BranchViews):
         "_finals",
         "_finished_order",
         "_probes",
+        "_nprobes",
         "_confidence",
         "_prunes",
         "_done",
@@ -85,7 +88,8 @@ class RemoteEpisode(BranchViews):
         self._whole: set[int] = set()
         self._finals: list[int] = []
         self._finished_order: list[int] = []
-        self._probes: list[tuple[int, int, int]] = []
+        self._probes: list[list] = []  # the replies' probe lists, in order
+        self._nprobes = 0
         self._confidence: dict[tuple[int, int], float] | None = {} if has_conf else None
         self._prunes = 0
         self._done = False
@@ -104,13 +108,15 @@ class RemoteEpisode(BranchViews):
         if probes:  # (branches, depths, answers[, confidences]): probed, hence active there
             js, ds, answers = probes[0], probes[1], probes[2]
             depth = self._depth
-            top = max(js)
-            if top >= len(depth):
-                self._open(top)
+            if request[1] in _OPENING:
+                top = max(js)
+                if top >= len(depth):
+                    self._open(top)
             any(map(depth.__setitem__, js, ds))  # C-level loops: setitem returns None
             any(map(self._latest.__setitem__, js, answers))
             any(map(self._probed_at.__setitem__, js, ds))
-            self._probes.extend(zip(js, ds, answers))
+            self._probes.append(probes)  # as received; revealed_probes flattens them
+            self._nprobes += len(js)
             if self._confidence is not None:
                 self._confidence.update(zip(zip(js, ds), probes[3]))
         if rows:
@@ -228,7 +234,7 @@ class RemoteEpisode(BranchViews):
     @property
     def revealed_probes(self) -> list[tuple[int, int, int]]:
         """Every ``(branch, depth, answer)`` revealed by PROBE, in order."""
-        return list(self._probes)
+        return [t for chunk in self._probes for t in zip(chunk[0], chunk[1], chunk[2])]
 
     def probe_confidence(self, j: int, depth: int | None = None) -> float:
         """The recorded confidence of a revealed probe; NaN if none."""
@@ -255,7 +261,7 @@ class RemoteEpisode(BranchViews):
     @property
     def cost(self) -> float:
         """The MDP cost in intervals: sum of depths + kappa_probe x probes."""
-        return sum(self._depth) + self._kappa * len(self._probes)
+        return sum(self._depth) + self._kappa * self._nprobes
 
     @property
     def budget(self) -> float | None:
@@ -277,7 +283,7 @@ class RemoteEpisode(BranchViews):
         """Primitive actions taken so far (a whole read counts as one)."""
         whole = self._whole
         stepwise = sum(d for j, d in enumerate(self._depth) if j not in whole)
-        return stepwise + len(whole) + len(self._probes) + self._prunes + self._done
+        return stepwise + len(whole) + self._nprobes + self._prunes + self._done
 
     @property
     def no_answer_id(self) -> int:
