@@ -559,7 +559,8 @@ def test_discovery_survives_hostile_rounds_and_resumes(tmp_path, store_file, mon
     history = {h.round: h for h in load_history(tmp_path / "run")}
     assert sorted(history) == [1, 2, 3, 4, 5]
     assert history[1].data["status"] == "ok" and history[5].data["status"] == "ok"
-    assert history[2].data["failure"]["kind"] in ("crash", "exception", "invalid-request")
+    # Round 2's processes kill each other and their zygote in a race: some failure, any kind.
+    assert history[2].data["status"] == "failed" and history[2].data["failure"]["message"]
     assert [history[r].data["failure"]["kind"] for r in (3, 4)] == ["cpu-limit", "memory"]
     assert [(p["label"], round(p["accuracy"], 9)) for p in history[5].points] == [
         (label, acc) for label, acc, _ in honest_before
