@@ -151,10 +151,8 @@ def _run_isolated(spec: MethodSpec, splits: Sequence[Any], options: EpisodeOptio
     if spec.method.startswith("ppo:"):
         raise ValueError(f"{spec}: --isolate runs controller code, not ppo: policies (they need torch)")
     source, filename, class_name = isolated_source(spec.method)
-    mode = "betas" if spec.beta is not None else "params"
     beta = spec.beta if spec.beta is not None else DEFAULT_BETA.get(spec.method)
-    if beta is not None:
-        mode = "betas"
+    mode = "betas" if beta is not None else "params"
     run = evaluate_isolated(
         source,
         splits,

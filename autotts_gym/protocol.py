@@ -14,7 +14,6 @@ revealed (or ``-1``, or ``None`` for the aggregation rule); anything else is an
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple, Protocol, runtime_checkable
 
 ACTIVE, FINISHED, PRUNED = 0, 1, 2
@@ -187,8 +186,3 @@ class EpisodeProtocol(Protocol):
     def cost(self) -> float: ...
     @property
     def remaining_budget(self) -> float: ...
-
-
-def remaining(budget: float | None, cost: float) -> float:
-    """Intervals left before ``budget`` binds (inf without a budget)."""
-    return math.inf if budget is None else budget - cost

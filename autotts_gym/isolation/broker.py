@@ -236,7 +236,9 @@ class Sandbox:
         if err.kind == "memory":
             err.message = f"the controller exceeded its memory limit of {c.memory_mb:g} MB ({err.message})"
         elif err.kind == "output-limit":
-            err.message = f"the controller wrote more than {c.output_bytes} bytes to a file or its output ({err.message})"
+            err.message = (
+                f"the controller wrote more than {c.output_bytes} bytes to a file or its output ({err.message})"
+            )
         err.args = (err.message,)
         return err
 

@@ -34,11 +34,13 @@ from autotts_gym.protocol import ACTIVE, FINISHED, NO_ANSWER_ID, BudgetExceeded,
 from autotts_gym.views import BranchViews
 
 # Operations that open branches (their replies may name branches the mirror lacks).
-_OPENING = frozenset({wire.BRANCH, wire.OPEN_AND_PROBE, wire.OPEN_AND_PROBE_MANY, wire.READ_WHOLE, wire.READ_WHOLE_MANY})
+_OPENING = frozenset(
+    {wire.BRANCH, wire.OPEN_AND_PROBE, wire.OPEN_AND_PROBE_MANY, wire.READ_WHOLE, wire.READ_WHOLE_MANY}
+)
 # Strings of the batch being gathered (stop reasons, error reports), sent with it.
 _STRINGS: list[str] = []
 
-_ERRORS = {"InvalidAction": InvalidAction, "BudgetExceeded": BudgetExceeded, "ValueError": ValueError}
+_ERRORS = {"InvalidAction": InvalidAction, "BudgetExceeded": BudgetExceeded}
 
 
 class RemoteEpisode(BranchViews):
@@ -103,7 +105,9 @@ class RemoteEpisode(BranchViews):
         try:
             packed = array("q", request)
         except (TypeError, OverflowError):
-            raise InvalidAction(f"{wire.OP_NAMES[request[1]]}: its arguments are ints, got {request[2:]!r}"[:300]) from None
+            raise InvalidAction(
+                f"{wire.OP_NAMES[request[1]]}: its arguments are ints, got {request[2:]!r}"[:300]
+            ) from None
         value, rows, probes, error = self._hub.switch(packed)
         if probes:  # (branches, depths, answers[, confidences]): probed, hence active there
             js, ds, answers = probes[0], probes[1], probes[2]
@@ -528,7 +532,9 @@ def _describe(module: types.ModuleType, job: dict) -> dict:
         for b in job["betas"]:
             params = cls.schedule(float(b))
             if params != cls.schedule(float(b)):
-                raise _Failure("contract", f"schedule({b:g}) returned different parameters on a second call: it must be pure")
+                raise _Failure(
+                    "contract", f"schedule({b:g}) returned different parameters on a second call: it must be pure"
+                )
             if isinstance(params, dict):
                 params = {**params, **overrides}
             points.append({"label": f"beta={b:g}", "beta": float(b), "params": params})

@@ -403,13 +403,12 @@ class Container:
 
     def kill(self) -> None:
         """End the container and every process in it, and check that they are gone."""
-        for pid in (getattr(self, "init_pid", None),):
-            if pid is not None and self.namespace is not None:
-                try:  # the namespace's init: the kernel kills the whole namespace with it
-                    if os.readlink(f"/proc/{pid}/ns/pid") == self.namespace:
-                        os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+        if self.namespace is not None:
+            try:  # the namespace's init: the kernel kills the whole namespace with it
+                if os.readlink(f"/proc/{self.init_pid}/ns/pid") == self.namespace:
+                    os.kill(self.init_pid, signal.SIGKILL)
+            except OSError:
+                pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):

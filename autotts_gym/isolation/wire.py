@@ -3,7 +3,7 @@
 Frames on a Unix stream socket: a 4-byte big-endian length, then the payload.
 
 * Sandbox -> engine (untrusted input): a batch of requests ``[slot, op, args...]``, one
-  per episode waiting for the engine, packed by :func:`pack_requests` as signed 64-bit
+  per episode waiting for the engine, packed by :func:`pack_arrays` as signed 64-bit
   ints (lists carry their length) plus a JSON list of the few strings (stop reasons,
   error reports). :func:`unpack_requests` decodes any byte string into plain ints, lists
   and strings, or raises :class:`ChannelError`; the broker then validates the values.
@@ -75,15 +75,6 @@ def send_json(sock: socket.socket, obj: Any) -> None:
     send_frame(sock, json.dumps(obj, separators=(",", ":")).encode())
 
 
-def recv_json(sock: socket.socket) -> Any:
-    """Receive a JSON frame (the engine's side: the content is untrusted)."""
-    payload = recv_frame(sock)
-    try:
-        return json.loads(payload)
-    except (ValueError, RecursionError) as err:
-        raise ChannelError(f"a frame is not valid JSON: {str(err)[:200]}") from None
-
-
 def send_data(sock: socket.socket, obj: Any) -> None:
     """Send ``obj`` as a marshal frame (the engine's side)."""
     send_frame(sock, marshal.dumps(obj))
@@ -116,33 +107,10 @@ NONE = -(2**63)  # an absent optional int or list
 _INT64 = (-(2**63), 2**63 - 1)
 
 
-def pack_requests(requests: list[list]) -> bytes:
-    """A batch of requests as bytes (the sandbox's side)."""
-    ints: list[int] = []
-    strings: list[str] = []
-    for request in requests:
-        slot, op, *args = request
-        ints += (slot, op)
-        for kind, arg in zip(_ARGS[op], args):
-            if kind == "i":
-                ints.append(arg)
-            elif kind == "a":
-                ints.append(NONE if arg is None else arg)
-            elif kind == "s":
-                ints.append(len(strings))
-                strings.append(arg if isinstance(arg, str) else json.dumps(arg))
-            elif arg is None:
-                ints.append(NONE)
-            else:
-                ints.append(len(arg))
-                ints += arg
-    body = array("q", ints).tobytes()
-    return _HEADER.pack(len(ints)) + body + json.dumps(strings).encode()
-
-
 def pack_arrays(requests: list[array], strings: list[str]) -> bytes:
-    """A batch of requests already encoded as int64 arrays (what :func:`pack_requests`
-    gives for the same requests; the sandbox's fast path)."""
+    """A batch of requests, each already an int64 array ``[slot, op, args...]`` (lists as
+    their length then their items, an absent optional as :data:`NONE`, a string as its
+    index in ``strings``), as the sandbox sends it."""
     body = b"".join(a.tobytes() for a in requests)
     return _HEADER.pack(len(body) // 8) + body + json.dumps(strings).encode()
 
