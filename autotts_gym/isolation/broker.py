@@ -277,7 +277,7 @@ class Sandbox:
         return [s.episode.result for s in slots]
 
     def _serve(self, channel: socket.socket, slots: list[_Slot]) -> None:
-        open_slots = len(slots)
+        unit = Unit(slots)
         while True:
             requests = self._receive(channel, packed=True)
             if requests is None:  # the child died: how, the zygote says
@@ -285,35 +285,56 @@ class Sandbox:
             if requests and requests[0] == "failed":
                 raise _reported_failure(requests)
             if not requests:  # an empty batch: the child is done
-                if open_slots:
-                    raise UnitFailed("invalid-request", f"the controller left {open_slots} episodes unfinished")
+                unit.check_finished()
                 return
-            if not isinstance(requests[0], list) or len(requests) > 4 * len(slots) + 16:
-                raise UnitFailed("invalid-request", "a batch of requests is malformed")
             clock = time.perf_counter()
-            replies = []
-            for request in requests:
-                slot, op = request[0], request[1]
-                if not 0 <= slot < len(slots) or slots[slot].ended:
-                    raise UnitFailed("invalid-request", f"a request names no running episode of this unit: {slot}")
-                s = slots[slot]
-                if op == wire.END or op == wire.FAIL:
-                    if op == wire.FAIL:
-                        message = request[2][:2000] or "the controller raised"
-                        raise UnitFailed(_failure_kind(message), message, s.where, request[3].splitlines()[-6:])
-                    s.ended = True
-                    open_slots -= 1
-                    if not s.episode.done:  # returned without answering: the aggregation rule
-                        s.episode.answer(reason="end")
-                    replies.append(None)
-                else:
-                    replies.append(_act(s.episode, s, op, request))
+            replies = unit.apply(requests)
             self.engine_seconds += time.perf_counter() - clock
             self.requests += len(requests)
             try:
                 wire.send_data(channel, ["replies", replies])
             except OSError:
                 raise self._child_status_failure(self._finish(channel)) from None
+
+
+class Unit:
+    """The episodes of one unit as the engine plays them: applies batches of requests
+    (from :func:`wire.unpack_requests`) and answers each with what it revealed."""
+
+    def __init__(self, slots: list[_Slot]) -> None:
+        self.slots = slots
+        self.open = len(slots)
+        # A batch holds, per episode, its deferred PRUNEs (each branch once) and one request.
+        self.most = sum(s.episode.num_available for s in slots) + 2 * len(slots) + 16
+
+    def apply(self, requests: list) -> list:
+        """Apply a batch in order; its replies (:class:`UnitFailed` ends the unit)."""
+        if not isinstance(requests[0], list) or len(requests) > self.most:
+            raise UnitFailed("invalid-request", "a batch of requests is malformed")
+        slots = self.slots
+        replies = []
+        for request in requests:
+            slot, op = request[0], request[1]
+            if not 0 <= slot < len(slots) or slots[slot].ended:
+                raise UnitFailed("invalid-request", f"a request names no running episode of this unit: {slot}")
+            s = slots[slot]
+            if op == wire.END or op == wire.FAIL:
+                if op == wire.FAIL:
+                    message = request[2][:2000] or "the controller raised"
+                    raise UnitFailed(_failure_kind(message), message, s.where, request[3].splitlines()[-6:])
+                s.ended = True
+                self.open -= 1
+                if not s.episode.done:  # returned without answering: the aggregation rule
+                    s.episode.answer(reason="end")
+                replies.append(None)
+            else:
+                replies.append(_act(s.episode, s, op, request))
+        return replies
+
+    def check_finished(self) -> None:
+        """Raise :class:`UnitFailed` if an episode is still running."""
+        if self.open:
+            raise UnitFailed("invalid-request", f"the controller left {self.open} episodes unfinished")
 
 
 def _over(s: _Slot) -> UnitFailed:
