@@ -30,8 +30,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from agents.cmc import ConfidenceMomentum  # noqa: E402
 from agents.discovery.sandbox import SandboxLimits, SweepJob, evaluate_candidate  # noqa: E402
-from autotts_gym.evaluation import default_workers, evaluate_many, make_options  # noqa: E402
-from autotts_gym.sources import load_store  # noqa: E402
+from autotts_gym.data.sources import load_store  # noqa: E402
+from autotts_gym.evaluation.evaluate import default_workers, evaluate_many, make_options  # noqa: E402
 
 RELEASE = ROOT.parent / "shared" / "replay" / "autotts-release"
 BETAS = (0.0, 0.25, 0.5, 0.75, 1.0)

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from autotts_gym import engine, voting
-from autotts_gym.engine import Episode
+from autotts_gym.engine import Episode, voting
+from autotts_gym.engine import episode as engine
 
 RELEASE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
 RELEASE_SKIP_REASON = f"the AutoTTS release data is absent (looked for {RELEASE_DIR})"

@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from autotts_gym.engine import Episode, EpisodeResult
+from autotts_gym.engine.protocol import FINISHED, MAX_REASON_CHARS, BudgetExceeded, InvalidAction
 from autotts_gym.isolation import wire
 from autotts_gym.isolation.container import Container, ContainerLimits
-from autotts_gym.protocol import FINISHED, MAX_REASON_CHARS, BudgetExceeded, InvalidAction
 
 _MAX_LIST = 4096  # longest list argument (branches, bursts) of one request
 _MAX_COUNT = 4096  # largest n of open_and_probe_many / read_whole_many, burst

@@ -29,9 +29,9 @@ import types
 from array import array
 from typing import Any
 
+from autotts_gym.engine.protocol import ACTIVE, FINISHED, NO_ANSWER_ID, PRUNED, BudgetExceeded, InvalidAction
+from autotts_gym.engine.views import BranchViews
 from autotts_gym.isolation import wire
-from autotts_gym.protocol import ACTIVE, FINISHED, NO_ANSWER_ID, PRUNED, BudgetExceeded, InvalidAction
-from autotts_gym.views import BranchViews
 
 # Operations that open branches (their replies may name branches the mirror lacks).
 _OPENING = frozenset(
@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> None:
     # itself uses only the core's Controller).
     importlib.import_module("agents.base")
     import autotts_gym.engine  # noqa: F401  (the protocol's names, as candidates import them)
-    from autotts_gym.voting import preload_confidence
+    from autotts_gym.engine.voting import preload_confidence
 
     with open(os.path.join(os.path.dirname(config["source"]), "confidence.json")) as fh:
         preload_confidence(json.load(fh))
@@ -515,7 +515,7 @@ def _load(code: types.CodeType, filename: str) -> types.ModuleType:
 
 
 def _controller_class(module: types.ModuleType, name: str | None) -> type:
-    from autotts_gym.controller import Controller
+    from autotts_gym.engine.controller import Controller
 
     if name:
         cls = module.__dict__.get(name)
@@ -543,7 +543,7 @@ def _describe(module: types.ModuleType, job: dict) -> dict:
             raise _Failure("contract", f"{cls.__name__} must be a frozen dataclass")
         if not isinstance(cls.name, str) or not cls.name.strip() or cls.name == "controller":
             raise _Failure("contract", f'{cls.__name__} must set name = "..." to its own non-empty string')
-    from autotts_gym.controller import coerce_override
+    from autotts_gym.engine.controller import coerce_override
 
     defaults = {f.name: f.default for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
     fields = list(defaults)

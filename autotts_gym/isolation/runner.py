@@ -1,6 +1,6 @@
 """Evaluating a controller's source in isolation, under the paper's protocol.
 
-:func:`evaluate_isolated` is :func:`autotts_gym.evaluation.evaluate_many` for untrusted
+:func:`evaluate_isolated` is :func:`autotts_gym.evaluation.evaluate.evaluate_many` for untrusted
 code: the controller runs in containers (:mod:`~autotts_gym.isolation.container`), the
 engine here (:mod:`~autotts_gym.isolation.broker`). Work is cut into units of one point
 (a beta, a grid setting, or fixed parameters) and one seed over every split and
@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autotts_gym.evaluation import EpisodeOptions, Evaluation, _evaluation
+from autotts_gym.data.store import Split
+from autotts_gym.evaluation.evaluate import EpisodeOptions, Evaluation, _evaluation
 from autotts_gym.isolation.broker import IsolationLimits, Sandbox, UnitFailed, relabel
-from autotts_gym.store import Split
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from autotts_gym.store import NO_ANSWER, Store
+from autotts_gym.data.store import NO_ANSWER, Store
 from collection.collect import collect
 from collection.config import CollectConfig
 
