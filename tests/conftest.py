@@ -10,6 +10,11 @@ below, when it is absent; nothing else in tests/ spells the path out.
 ``engine_path``: runs a test once with the engine's and the voting helpers' C loops
 (``autotts_gym._speedups``) and once with their Python reference, so a mistake in either
 is seen (the C path takes over most unbudgeted calls and would hide a Python mistake).
+
+``tiny_model_dir``: the tiny trained reasoning model for tests with real vLLM
+(:func:`collection.tiny_model.build_tiny_model`), trained once (about a minute of CPU) and
+cached in ``$AUTOTTS_TINY_MODEL_CACHE`` or pytest's cache folder (``.pytest_cache``), so a
+session, and later sessions, reuse it.
 """
 
 from __future__ import annotations
@@ -45,3 +50,14 @@ def engine_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
             monkeypatch.setattr(Episode, name, reference)
         monkeypatch.setattr(voting, "_C", None)
     return request.param
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(request: pytest.FixtureRequest) -> Path:
+    """The tiny model's folder (Hugging Face format, tokenizer and chat template included)."""
+    import os
+
+    from collection.tiny_model import CACHE_ENV, build_tiny_model
+
+    folder = os.environ.get(CACHE_ENV) or request.config.cache.mkdir("tiny-model")
+    return build_tiny_model(folder, seed=0)
