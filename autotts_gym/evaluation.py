@@ -30,6 +30,7 @@ from autotts_gym.arguments import check_budget, check_nonnegative, check_positiv
 from autotts_gym.engine import Episode, EpisodeResult
 from autotts_gym.orders import branch_order
 from autotts_gym.progress import progress_bar
+from autotts_gym.recorded import RecordedEpisode, is_recorded
 from autotts_gym.sources import load_store
 from autotts_gym.store import Split, Store
 
@@ -72,7 +73,9 @@ class EpisodeOptions:
         """The episode of ``(question, seed)`` under these options."""
         data = split.question(question)
         order = branch_order(data.num_branches, seed, question, self.shuffle, self.subsample)
-        return Episode(
+        # A store recorded by a live run holds only what that run generated: its episodes
+        # stop with a clear error when asked for anything else.
+        return (RecordedEpisode if is_recorded(split) else Episode)(
             data,
             order,
             budget_tokens=self.budget_tokens,
