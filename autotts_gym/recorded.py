@@ -121,7 +121,10 @@ class RecordedEpisode(HookedEpisode):
         """Refuse to decode past where the live run cut branch j."""
         b = self._pool[j]
         q = self.question
-        if depth > q.num_probes[b] and q.final_answer[b] == self._missing:
+        # A branch never decoded has 0 tokens (and may carry one placeholder probe that
+        # keeps ERR in the vocabulary); a cut one ends where the run stopped decoding it.
+        never = q.total_tokens[b] == 0 and q.final_answer[b] == self._missing
+        if never or (depth > q.num_probes[b] and q.final_answer[b] == self._missing):
             action = "BRANCH" if depth == 1 else "CONTINUE"
             self._refuse(f"{action} on branch {j} (pool branch {b}) to depth {depth}")
 

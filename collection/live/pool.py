@@ -48,7 +48,8 @@ class Need:
 
 class LiveQuestion:
     """The engine's view of one question (``QuestionData``'s attributes), filled in as
-    branches are decoded. Answers are interned in the order they are revealed."""
+    branches are decoded. Answers are interned in the order they are revealed, after the
+    no-answer string ``ERR``."""
 
     def __init__(self, index: int, text: str, gold: str, interval_tokens: int, pool_size: int) -> None:
         self.index = index
@@ -65,6 +66,10 @@ class LiveQuestion:
         self.tokens_at: list[list[int]] = [[0] for _ in range(pool_size)]
         self.probe_confidence: list[list[float]] = [[math.nan] for _ in range(pool_size)]
         self._ids: dict[str, int] = {}
+        # The no-answer string has an id from the start: a controller may compare
+        # answers with ``no_answer_id`` before any branch gave it (the recorded store
+        # keeps it in every question's vocabulary, so replay agrees).
+        self.intern(NO_ANSWER)
 
     @property
     def num_branches(self) -> int:

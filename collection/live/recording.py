@@ -10,7 +10,10 @@ those files. In the store, pool branch ``b`` of a question holds:
   and its final answer, as a collected store would (same seeds, same requests);
 * a branch cut where the controllers stopped it, ``c`` intervals in: ``c`` probe
   entries, ``c * Delta`` tokens and the final answer ``NOT_GENERATED``;
-* a branch never opened: no probes, 0 tokens, final ``NOT_GENERATED``.
+* a branch never opened: no probes, 0 tokens, final ``NOT_GENERATED``; if the
+  question's data holds no ``ERR``, the first such branch gets one probe entry ``ERR``
+  (still 0 tokens, so replay refuses to open it), which keeps ``ERR`` in the question's
+  vocabulary: a live episode knows ``no_answer_id`` from the start, and so does replay.
 
 The split's metadata marks it as recorded (``extra["live_run"]``), so
 ``autotts evaluate`` replays it with :class:`~autotts_gym.recorded.RecordedEpisode`:
@@ -28,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from autotts_gym.recorded import NOT_GENERATED, RECORDED_KEY
-from autotts_gym.store import Split, SplitInfo, Store
+from autotts_gym.store import NO_ANSWER, Split, SplitInfo, Store
 from collection.answers import normalize_answer
 from collection.live.pool import QuestionPool
 from collection.questions import Question
@@ -93,8 +96,9 @@ def build_recorded_split(
         rows, confs = [], []
         for b in range(pool_size):
             answers, total, final, conf = saved.get(str(b), ([], 0, NOT_GENERATED, []))
-            rows.append((answers, int(total), final))
+            rows.append((list(answers), int(total), final))
             confs.append([math.nan if c is None else float(c) for c in conf])
+        _keep_no_answer(rows, confs)
         branches.append(rows)
         confidences.append(confs)
     extra = dict(info.extra)
@@ -105,6 +109,16 @@ def build_recorded_split(
     }
     info = SplitInfo(info.model, info.benchmark, info.interval_tokens, info.sampling, info.source, info.no_answer, extra)
     return Split.from_lists(info, [q.text for q in questions], [normalize_answer(q.gold) for q in questions], branches, probe_confidence=confidences)
+
+
+def _keep_no_answer(rows: list[tuple[list[str], int, str]], confs: list[list[float]]) -> None:
+    if any(final == NO_ANSWER or NO_ANSWER in answers for answers, _, final in rows):
+        return
+    for b, (answers, total, final) in enumerate(rows):
+        if total == 0 and final == NOT_GENERATED and not answers:
+            answers.append(NO_ANSWER)
+            confs[b].append(math.nan)
+            return
 
 
 def write_recorded_store(split: Split, out: str | os.PathLike) -> Store:

@@ -226,7 +226,7 @@ def summarize_rows(controller: Any, split: Any, rows: Sequence[dict[str, str]], 
     ok = [r for r in rows if not r["error"]]
 
     def column(name: str, kind: type = float) -> np.ndarray:
-        return np.array([kind(r[name]) for r in ok]) if ok else np.zeros(0)
+        return np.array([kind(r[name]) for r in ok], dtype=kind)
 
     records = {
         "question": column("question", int), "seed": column("seed", int),
