@@ -94,6 +94,17 @@ class LiveEpisode(HookedEpisode):
         self.live_stats = LiveStats()
         self._requester = requester
 
+    # --------------------------------------------------------------- texts
+    def branch_text(self, j: int) -> str:
+        """The text branch j generated so far."""
+        pool = self.live_pool
+        return pool.decode(pool.tokens[self._pool[j]])
+
+    def answer_branch_text(self, answer: int) -> str:
+        """The text of the first branch (in finishing order) that finished with ``answer``
+        ("" if none did)."""
+        return next((self.branch_text(j) for j in self._finished_order if self._latest[j] == answer), "")
+
     # ------------------------------------------------------------ decoding
     def ensure(self, needs: Sequence[Need]) -> None:
         """Decode every missing piece of ``needs`` (chunks up to their depth, then probes),

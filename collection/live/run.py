@@ -149,7 +149,7 @@ def live_run(
         max_in_flight: episodes running at once.
         progress: print progress and the interruption note to stderr.
     """
-    from collection.collect import default_generator, default_prompts
+    from collection.collect import default_prompts
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -172,12 +172,13 @@ def live_run(
     interrupted = False
     if todo:
         prompts = (make_prompts or default_prompts)(config)
-        generator = (make_generator or default_generator)(config)
+        generator = (make_generator or live_generator)(config)
         stats.started = time.perf_counter()  # the run's time, without loading the model
         try:
             backend = LiveBackend(config, questions, prompts, options,
                                   getattr(generator, "max_model_len", None) or config.max_model_len)
             left = {q: len(seeds) for q, _ in todo}
+            failed: set[int] = set()
             fh = open(records_path, "a", newline="")
             writer = csv.DictWriter(fh, fieldnames=list(RECORD_COLUMNS))
 
@@ -186,8 +187,12 @@ def live_run(
                 writer.writerow(record_row(record, method, beta, split_name))
                 fh.flush()
                 left[record.question] -= 1
+                if record.error:
+                    failed.add(record.question)
                 if left[record.question] == 0:
-                    save_pool(pools_dir, backend.pools.pop(record.question))
+                    pool = backend.pools.pop(record.question)
+                    if record.question not in failed:  # a failed question is run again on resume
+                        save_pool(pools_dir, pool)
                 if progress:
                     print(f"\r{len(new_records)}/{len(todo)} episodes", end="", file=sys.stderr, flush=True)
 
@@ -201,9 +206,10 @@ def live_run(
                     print(file=sys.stderr)
         finally:
             generator.close()
-    # Questions whose episodes did not all end are left out (a rerun redoes them).
+    # Questions whose episodes did not all end are left out, failed ones kept with their
+    # errors (a rerun redoes both).
     pools = load_pools(pools_dir)
-    rows = [r for r in read_records(records_path) if int(r["question"]) in pools]
+    rows = [r for r in read_records(records_path) if int(r["question"]) in pools or r["error"]]
     _write_rows(records_path, rows)
     info = SplitInfo(
         model=config.store_model_name, benchmark=config.store_benchmark_name, interval_tokens=config.interval_tokens,
@@ -219,6 +225,18 @@ def live_run(
     if interrupted:
         raise KeyboardInterrupt(f"interrupted: {len(pools)} question(s) finished and written to {out}")
     return summary
+
+
+def live_generator(config: CollectConfig) -> Generator:
+    """The servers of ``config.endpoints`` (failures reported per request), else vLLM in
+    this process."""
+    if config.server_mode:
+        from collection.live.endpoints import LiveServerGenerator
+
+        return LiveServerGenerator(config)
+    from collection.offline import OfflineGenerator
+
+    return OfflineGenerator(config)
 
 
 def summarize_rows(controller: Any, split: Any, rows: Sequence[dict[str, str]], stats: RunStats) -> LiveSummary:

@@ -93,33 +93,16 @@ class LiveBackend:
         self.prompts = prompts
         self.options = options
         self.max_model_len = max_model_len
-        self.probe_suffix = tuple(prompts.probe_suffix)
         self.pools: dict[int, QuestionPool] = {}
 
     def pool(self, question: int) -> QuestionPool:
         """The pool of ``question`` (made on first use, then shared by all its episodes)."""
         pool = self.pools.get(question)
         if pool is None:
-            q = self.questions[question]
-            prompt = tuple(self.prompts.prompt_ids(q))
-            pool = QuestionPool(
-                q.index, q.text, q.gold, prompt, self.config, self.options.pool_size,
-                self._cap(question, prompt), self.probe_suffix, self.prompts.decode,
-            )  # fmt: skip
+            pool = make_pool(self.config, self.prompts, self.questions[question], self.options.pool_size,
+                             self.max_model_len)  # fmt: skip
             self.pools[question] = pool
         return pool
-
-    def _cap(self, question: int, prompt: tuple[int, ...]) -> int:
-        cap = self.config.max_tokens
-        if self.max_model_len is not None:
-            room = self.max_model_len - len(prompt) - len(self.probe_suffix) - self.config.probe_tokens
-            if room < 1:
-                raise ValueError(
-                    f"question {question}: its prompt has {len(prompt)} tokens; with the probe suffix and "
-                    f"{self.config.probe_tokens} probe tokens it does not fit max_model_len {self.max_model_len}"
-                )
-            cap = min(cap, room)
-        return cap
 
     def episode(self, question: int, seed: int, requester: Requester, trace: bool = False) -> LiveEpisode:
         """The live episode of ``(question, seed)``: the replay order of that seed."""
@@ -130,6 +113,26 @@ class LiveBackend:
             pool, order, requester, budget_tokens=o.budget_tokens, budget_intervals=o.budget_intervals,
             kappa_probe=o.kappa_probe, trace=trace,
         )  # fmt: skip
+
+
+def make_pool(
+    config: CollectConfig, prompts: Any, question: Question, pool_size: int, max_model_len: int | None = None
+) -> QuestionPool:
+    """A fresh pool for ``question``; a branch's token cap leaves room for a probe within
+    ``max_model_len`` (as ``TrajectoryCollector.token_cap``)."""
+    prompt = tuple(prompts.prompt_ids(question))
+    suffix = tuple(prompts.probe_suffix)
+    cap = config.max_tokens
+    if max_model_len is not None:
+        room = max_model_len - len(prompt) - len(suffix) - config.probe_tokens
+        if room < 1:
+            raise ValueError(
+                f"question {question.index}: its prompt has {len(prompt)} tokens; with the probe suffix and "
+                f"{config.probe_tokens} probe tokens it does not fit max_model_len {max_model_len}"
+            )
+        cap = min(cap, room)
+    return QuestionPool(question.index, question.text, question.gold, prompt, config, pool_size, cap, suffix,
+                        prompts.decode)  # fmt: skip
 
 
 @dataclass
