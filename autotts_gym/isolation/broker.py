@@ -30,7 +30,6 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import getitem
 from pathlib import Path
 from typing import Any
 
@@ -435,22 +434,35 @@ def _act(e: Episode, s: _Slot, op: int, request: list) -> list:
         error = ("BudgetExceeded", _QUESTION_PREFIX.sub("", str(err)))
     except (InvalidAction, ValueError, IndexError) as err:
         error = ("InvalidAction", _QUESTION_PREFIX.sub("", str(err)))
-    # What the action revealed. Probes as a flat list (branch, depth, label, ...): a probed
-    # branch is active at that depth with that latest answer. Rows (branch, depth, status,
-    # latest, tokens) for every other change: opened, finished (in finishing order),
-    # pruned, or continued without a probe. An unfinished branch's tokens are its depth
-    # times Delta (the MDP's charge), so only finished branches carry theirs.
+    rows, probes = _revealed(e, labels, n0, f0, p0, touched)
+    return [value, rows, probes, error]
+
+
+def _revealed(e: Episode, labels: list, n0: int, f0: int, p0: int, touched: Sequence[int]) -> tuple:
+    """What an action revealed. Probes as a flat list (branch, depth, label, ...): a probed
+    branch is active at that depth with that latest answer. Rows (branch, depth, status,
+    latest, tokens) for every other change: opened, finished (in finishing order),
+    pruned, or continued without a probe. An unfinished branch's tokens are its depth
+    times Delta (the MDP's charge), so only finished branches carry theirs."""
     log = e._probe_log
+    pool = e._pool
     probes = None
-    if len(log) > p0:
-        js, ds = log[p0::2], log[p0 + 1 :: 2]
+    end = len(log)
+    if end > p0:
         q = e.question
-        rows_of = map(q.answer_at.__getitem__, map(e._pool.__getitem__, js))
-        probes = [js, ds, list(map(labels.__getitem__, map(getitem, rows_of, ds)))]
+        answer_at = q.answer_at
+        js, ds, answers = [], [], []
+        for k in range(p0, end, 2):
+            j = log[k]
+            d = log[k + 1]
+            js.append(j)
+            ds.append(d)
+            answers.append(labels[answer_at[pool[j]][d]])
+        probes = [js, ds, answers]
         if q.probe_confidence is not None:
-            confs = map(q.probe_confidence.__getitem__, map(e._pool.__getitem__, js))
-            probes.append(list(map(getitem, confs, ds)))
-    n1 = len(e._pool)
+            confs = q.probe_confidence
+            probes.append([confs[pool[log[k]]][log[k + 1]] for k in range(p0, end, 2)])
+    n1 = len(pool)
     finished = e._finished_order[f0:]
     changed = [*finished]
     if n1 > n0:
@@ -466,7 +478,7 @@ def _act(e: Episode, s: _Slot, op: int, request: list) -> list:
                 seen.add(j)
                 tokens = e.branch_tokens(j) if status[j] == FINISHED else 0
                 rows.append((j, depth[j], status[j], labels[latest[j]], tokens, j in finished))
-    return [value, rows, probes, error]
+    return rows, probes
 
 
 def _failure_kind(message: str) -> str:

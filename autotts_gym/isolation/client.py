@@ -43,6 +43,14 @@ _STRINGS: list[str] = []
 _ERRORS = {"InvalidAction": InvalidAction, "BudgetExceeded": BudgetExceeded}
 
 
+def _set_probed(depth: list, latest: list, probed_at: list, js: list, ds: list, answers: list) -> None:
+    """Branch ``js[i]`` was probed at depth ``ds[i]`` and answered ``answers[i]``."""
+    for i in range(len(js)):
+        j = js[i]
+        depth[j] = probed_at[j] = ds[i]
+        latest[j] = answers[i]
+
+
 class RemoteEpisode(BranchViews):
     """An episode played by an engine in another process.
 
@@ -134,14 +142,11 @@ class RemoteEpisode(BranchViews):
         value, rows, probes, error = reply
         if probes:  # (branches, depths, answers[, confidences]): probed, hence active there
             js, ds, answers = probes[0], probes[1], probes[2]
-            depth = self._depth
             if op in _OPENING:
                 top = max(js)
-                if top >= len(depth):
+                if top >= len(self._depth):
                     self._open(top)
-            any(map(depth.__setitem__, js, ds))  # C-level loops: setitem returns None
-            any(map(self._latest.__setitem__, js, answers))
-            any(map(self._probed_at.__setitem__, js, ds))
+            _set_probed(self._depth, self._latest, self._probed_at, js, ds, answers)
             self._probes.append(probes)  # as received; revealed_probes flattens them
             self._nprobes += len(js)
             if self._confidence is not None:
@@ -165,13 +170,17 @@ class RemoteEpisode(BranchViews):
         return value
 
     def _open(self, j: int) -> None:
-        while len(self._depth) <= j:
-            self._active.append(len(self._depth))
-            self._depth.append(0)
-            self._status.append(ACTIVE)
-            self._latest.append(NO_ANSWER_ID)
-            self._probed_at.append(-1)
-            self._btok.append(0)
+        """Open branches up to ``j`` in the mirror."""
+        n = len(self._depth)
+        if j < n:
+            return
+        k = j + 1 - n
+        self._active.extend(range(n, j + 1))
+        self._depth.extend([0] * k)
+        self._status.extend([ACTIVE] * k)
+        self._latest.extend([NO_ANSWER_ID] * k)
+        self._probed_at.extend([-1] * k)
+        self._btok.extend([0] * k)
 
     # ------------------------------------------------------------- actions
     def branch(self) -> int:

@@ -43,6 +43,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from functools import cache
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 # Modules the staged runtime holds: (package-relative source, staged path). Controllers
@@ -137,6 +138,10 @@ def stage_runtime(folder: Path, source: str) -> Path:
         target = root / "lib" / dst
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(repo / src, target)
+        for suffix in EXTENSION_SUFFIXES:  # its compiled build, if installed
+            compiled = (repo / src).with_suffix(suffix)
+            if compiled.exists():
+                shutil.copyfile(compiled, target.with_suffix(suffix))
     for dst, text in _GENERATED.items():
         (root / "lib" / dst).write_text(text)
     for ext in (repo / "autotts_gym" / "engine").glob("_speedups*.so"):
