@@ -399,6 +399,19 @@ class Container:
                     pass
         return found
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds used so far by the container's live processes and the children they
+        reaped (the zygote reaps every unit's process)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.processes():
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    total += sum(map(int, fh.read().rsplit(")", 1)[1].split()[11:15]))  # utime .. cstime
+            except OSError:
+                pass
+        return total / tick
+
     def log_tail(self, chars: int = 4000) -> str:
         """The end of what the container printed."""
         try:
