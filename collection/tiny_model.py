@@ -536,17 +536,34 @@ def _question_args(model_dir: str | os.PathLike) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m collection.tiny_model``: train (or find) the tiny model; optionally write its questions."""
+    """``python -m collection.tiny_model``: train (or find) the tiny model; write its questions; measure it."""
     parser = argparse.ArgumentParser(prog="python -m collection.tiny_model", description=__doc__.split("\n")[0])
     parser.add_argument("--cache-dir", type=Path, help=f"cache folder (default: ${CACHE_ENV} or ~/.cache/...)")
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--questions", type=Path, help="also write the question file (JSONL) here")
+    parser.add_argument("--measure", action="store_true",
+                        help="sample it with vLLM on the CPU (8 questions x 16 samples) and print the figures")
+    parser.add_argument("--temperature", type=float, default=0.7, help="sampling temperature of --measure")
+    parser.add_argument("--sample-seed", type=int, default=0, help="base request seed of --measure")
     args = parser.parse_args(argv)
     path = build_tiny_model(args.cache_dir, seed=args.seed)
     info = json.loads((path / METADATA_FILE).read_text(encoding="utf-8"))
     if args.questions is not None:
         write_tiny_questions(args.questions, info["config"]["num_questions"], info["config"]["question_seed"])
-    print(f"{path}  ({info['train_seconds']} s of training, final loss {info['loss_curve'][-1][1]})")
+    print(f"{path}  ({info['train_cpu_seconds']} s of CPU, {info['train_seconds']} s of wall time to train; "
+          f"final loss {info['loss_curve'][-1][1]})")
+    if args.measure:
+        with tempfile.TemporaryDirectory(prefix="tiny-vllm-") as scratch:
+            os.environ.update(vllm_cpu_env(scratch))
+            from vllm import LLM
+
+            llm = LLM(model=str(path), dtype="bfloat16", max_model_len=512, seed=0, **VLLM_ENGINE_ARGS)
+            figures = measure_tiny_model(llm, path, temperature=args.temperature, seed=args.sample_seed)
+        lengths = sorted(figures.pop("lengths"))
+        for row in figures.pop("answers"):
+            print(f"gold {row['gold']}: {' '.join(str(a) for a in row['sampled'])}")
+        figures["lengths_min_median_max"] = [lengths[0], lengths[len(lengths) // 2], lengths[-1]]
+        print(json.dumps(figures))
     return 0
 
 
