@@ -461,7 +461,8 @@ def measure_tiny_model(
         of every sequence), ``intervals`` (distinct ``ceil(length / delta)`` values),
         ``box_rate`` (share of finished sequences with a ``\\boxed{}`` integer),
         ``copy_rate`` (finished sequences whose box equals their last stated belief),
-        ``probe_rate`` (probes answered with a box), ``single_accuracy`` (mean over
+        ``probe_rate`` (probes answered with a box), ``probes`` (their number),
+        ``probe_final_agreement`` (probes that give their sequence's final answer), ``single_accuracy`` (mean over
         samples), ``majority_accuracy`` (questions whose majority, first-seen tie-break,
         is right), ``disagreeing_questions`` (questions whose samples give more than one
         answer) and ``answers`` (per question, the sampled answers and the gold).
@@ -484,7 +485,7 @@ def measure_tiny_model(
     outputs = llm.generate(prompts, params, use_tqdm=False)
     lengths, finished, boxes, copies = [], 0, 0, 0
     answers: list[list[str | None]] = [[] for _ in questions]
-    probe_prompts = []
+    probe_prompts, probe_finals = [], []
     for i, out in enumerate(outputs):
         completion = out.outputs[0]
         tokens = list(completion.token_ids)
@@ -502,6 +503,7 @@ def measure_tiny_model(
             prompt = list(prompts[i]["prompt_token_ids"])
             for cut in range(delta, len(tokens), delta):
                 probe_prompts.append(TokensPrompt(prompt_token_ids=prompt + tokens[:cut] + list(builder.probe_suffix)))
+                probe_finals.append(answer)
     greedy = SamplingParams(temperature=0.0, max_tokens=probe_tokens)
     suffix_text = builder.decode(builder.probe_suffix)
     probes = llm.generate(probe_prompts, greedy, use_tqdm=False) if probe_prompts else []
@@ -522,6 +524,8 @@ def measure_tiny_model(
         "copy_rate": copies / max(1, finished),
         "probe_rate": sum(a is not None for a in probe_answers) / max(1, len(probe_answers)),
         "probes": len(probe_answers),
+        "probe_final_agreement": sum(a is not None and normalize_answer(a) == f for a, f in zip(probe_answers, probe_finals))
+        / max(1, len(probe_answers)),
         "single_accuracy": sum(single) / len(single),
         "majority_accuracy": majority / len(questions),
         "disagreeing_questions": disagreeing,
