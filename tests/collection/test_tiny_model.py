@@ -108,6 +108,7 @@ def test_every_finished_sequence_boxes_its_last_belief_and_probes_answer(figures
     assert figures["box_rate"] == 1.0
     assert figures["copy_rate"] >= 0.9
     assert figures["probes"] >= NUM_QUESTIONS * SAMPLES * 2 and figures["probe_rate"] >= 0.9
+    assert figures["probe_final_agreement"] >= 0.8  # a probe mostly tells what the branch will answer
 
 
 def test_samples_disagree_but_the_majority_is_right(figures):
