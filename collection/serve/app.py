@@ -273,10 +273,9 @@ def create_app(
             if not task.done():  # the client left (or this handler was cancelled): cancel its branches
                 task.cancel()
                 state.metrics.cancelled.inc()
-        if task.cancelled():
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            return Response(status_code=499)
+        if not task.done() or task.cancelled():
+            await asyncio.wait({task})  # its batch in flight is cancelled by then
+            return Response(status_code=499)  # nobody reads it
         err = task.exception()
         if err is not None:
             return _error(state, state.failure(err, trace), chat)

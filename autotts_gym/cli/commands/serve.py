@@ -84,6 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def build_app(args: argparse.Namespace) -> object:
     """The application the flags describe (also for tests and benchmarks)."""
+    import dataclasses
+
     from agents.registry import METHODS, make_controller, parse_overrides
     from autotts_gym.cli.methods import parse_method_spec
     from collection.collect import check_model
@@ -97,11 +99,12 @@ def build_app(args: argparse.Namespace) -> object:
         if spec.beta is not None:
             raise ValueError(f"--method {args.method} fixes beta {spec.beta:g}; drop --beta or the @{spec.beta:g}")
         spec = type(spec)(spec.method, args.beta, spec.overrides)
+    # A collection's or a run's settings file (run.json too): the collector's settings in it
+    # apply; its question file, output, servers and keys do not (serve has --upstream).
+    known = {f.name for f in dataclasses.fields(CollectConfig)} - {"questions", "out", "endpoints", "api_key"}
     settings_file = load_config_file(args.config) if args.config else {}
     flags = {k: getattr(args, k) for k in EPISODE_FLAGS if getattr(args, k, None) is not None}
-    values = {**settings_file, **flags}
-    for key in ("questions", "out", "endpoints", "api_key"):
-        values.pop(key, None)  # a run's settings file: serve has no question file, its upstream is --upstream
+    values = {k.replace("-", "_"): v for k, v in {**settings_file, **flags}.items() if k.replace("-", "_") in known}
     config = CollectConfig(**values, model=args.model or values.get("model", ""), endpoints=list(args.endpoints or []),
                            api_key=args.upstream_api_key, progress=False)  # fmt: skip
     allow = args.allow_methods.strip()
