@@ -34,6 +34,10 @@ from tests.collection.test_collection_vllm import start_vllm_server, stop_vllm_s
 pytestmark = pytest.mark.serve
 
 KEY = "serve-test-key"
+# vLLM's CPU backend cannot split a seeded prompt over two engine steps ("CPU Generator does
+# not use offset" ends the engine), and 16 requests x 16 branches overflow the default 2048
+# tokens a step: one step holds them all here.
+UPSTREAM_ARGS = ("--max-num-batched-tokens", "65536")
 POOL, DELTA, MAX_TOKENS, PROBE_TOKENS, SEED = 16, 16, 256, 8, 7
 METHOD = "cmc@0.5"
 EPISODE_FLAGS = ["-n", str(POOL), "--delta", str(DELTA), "--max-tokens", str(MAX_TOKENS), "--probe-tokens",
@@ -66,7 +70,7 @@ class Upstream:
 
     def __init__(self, model: Path, scratch: Path) -> None:
         self.model, self.scratch, self.starts = model, scratch, 0
-        self.process, self.port = start_vllm_server(model, scratch / "upstream-0.log")
+        self.process, self.port = start_vllm_server(model, scratch / "upstream-0.log", extra_args=UPSTREAM_ARGS)
 
     @property
     def url(self) -> str:
@@ -78,7 +82,8 @@ class Upstream:
 
     def restart(self) -> None:
         self.starts += 1
-        self.process, _ = start_vllm_server(self.model, self.scratch / f"upstream-{self.starts}.log", port=self.port)
+        self.process, _ = start_vllm_server(self.model, self.scratch / f"upstream-{self.starts}.log", port=self.port,
+                                            extra_args=UPSTREAM_ARGS)
 
     def metrics(self) -> dict[str, float]:
         text = httpx.get(f"http://127.0.0.1:{self.port}/metrics", timeout=10).text
