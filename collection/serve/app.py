@@ -327,6 +327,11 @@ def create_app(
                    "GET /v1/models, GET /health, GET /metrics")  # fmt: skip
         return JSONResponse(APIError(status, message).body(), status_code=status)
 
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+        error = APIError(500, f"internal error: {type(exc).__name__}: {exc}", kind="server_error", code="internal_error")
+        return JSONResponse(error.body(), status_code=500)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if not await state.endpoints.refresh():
@@ -344,7 +349,8 @@ def create_app(
         Route("/health", health, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={HTTPException: not_found})
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    exception_handlers={HTTPException: not_found, Exception: server_error})  # fmt: skip
     app.state.serve = state
     return app
 

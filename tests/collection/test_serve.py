@@ -411,17 +411,25 @@ def test_upstream_killed_and_restarted_mid_run(serve, upstream):
 
     async def run_and_kill():
         c = AsyncOpenAI(base_url=f"{serve}/v1", api_key=KEY, max_retries=0, timeout=300)
+
+        async def streamed():  # a stream that already began: the failure comes as an error event
+            return "".join([ch.choices[0].delta.content or "" async for ch in await c.chat.completions.create(
+                model="tiny", messages=ask(5), seed=205, stream=True, extra_body={"autotts": {"method": "sc"}})
+                if ch.choices])  # fmt: skip
+
         tasks = [asyncio.ensure_future(c.chat.completions.create(model="tiny", messages=ask(i), seed=200 + i,
                                                                  extra_body={"autotts": {"method": "sc"}}))
                  for i in range(4)]  # fmt: skip
+        stream = asyncio.ensure_future(streamed())
         await asyncio.sleep(0.5)
         await asyncio.to_thread(upstream.kill)
         try:
-            return await asyncio.gather(*tasks, return_exceptions=True)
+            return await asyncio.gather(*tasks, return_exceptions=True), (await asyncio.gather(stream, return_exceptions=True))[0]
         finally:
             await c.close()
 
-    outcomes = asyncio.run(run_and_kill())
+    outcomes, stream = asyncio.run(run_and_kill())
+    assert isinstance(stream, str) or (isinstance(stream, openai.APIError) and "upstream" in stream.message), stream
     failed = [o for o in outcomes if isinstance(o, openai.APIStatusError)]
     assert failed and all(not isinstance(o, BaseException) or isinstance(o, openai.APIStatusError) for o in outcomes)
     for err in failed:
