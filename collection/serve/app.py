@@ -35,6 +35,7 @@ from dataclasses import replace
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -63,7 +64,8 @@ class ServeState:
             refused request (the command line passes :func:`agents.registry.make_controller`).
         default_method, default_beta: the controller a request gets without ``autotts.method``.
         prompts: the prompt builder (default: the collector's, over ``config.model``'s tokenizer).
-        endpoints: the upstream servers (default: :class:`ServeEndpoints` of ``config``).
+        make_endpoints: ``(config, metrics) -> ServeEndpoints``, the upstream servers
+            (default: :class:`ServeEndpoints`; tests pass a fake).
     """
 
     def __init__(
@@ -73,7 +75,7 @@ class ServeState:
         default_method: str,
         default_beta: float | None,
         prompts: Any = None,
-        endpoints: ServeEndpoints | None = None,
+        make_endpoints: Callable[[Any, ServeMetrics], ServeEndpoints] = ServeEndpoints,
     ) -> None:
         from collection.collect import default_prompts
 
@@ -82,7 +84,7 @@ class ServeState:
         self.default_method = default_method
         self.default_beta = default_beta
         self.metrics = ServeMetrics()
-        self.endpoints = endpoints or ServeEndpoints(settings.config, self.metrics)
+        self.endpoints = make_endpoints(settings.config, self.metrics)
         self.prompts = prompts or default_prompts(settings.config)
         options = LiveOptions(pool_size=settings.pool_size, shuffle=settings.shuffle,
                               budget_tokens=settings.budget_tokens, kappa_probe=settings.kappa_probe)  # fmt: skip
@@ -90,6 +92,7 @@ class ServeState:
                                    max_workers=settings.max_inflight)  # fmt: skip
         self.in_flight = 0
         self.tasks: set[asyncio.Task] = set()
+        self._abandoned: set[asyncio.Task] = set()
         self._controllers: OrderedDict[tuple[str, float | None], Any] = OrderedDict()
         self._prompts: OrderedDict[str, Any] = OrderedDict()
         self.controller(default_method, default_beta)  # a bad default fails at start, not at the first request
@@ -202,6 +205,14 @@ class ServeState:
         task.add_done_callback(self.release)
         return task, trace
 
+    def abandon(self, task: asyncio.Task) -> None:
+        """Cancel a request's task if it is still running (its client left); counted once."""
+        if not task.done() and task not in self._abandoned:
+            self._abandoned.add(task)
+            task.add_done_callback(self._abandoned.discard)
+            task.cancel()
+            self.metrics.cancelled.inc()
+
     def failure(self, err: BaseException, trace: RequestTrace) -> APIError:
         """The reply to a request whose answer raised ``err``."""
         if isinstance(err, APIError):
@@ -240,11 +251,11 @@ def create_app(
     default_method: str,
     default_beta: float | None = None,
     prompts: Any = None,
-    endpoints: ServeEndpoints | None = None,
+    make_endpoints: Callable[[Any, ServeMetrics], ServeEndpoints] = ServeEndpoints,
 ) -> Starlette:
     """The Starlette application of ``autotts serve`` (see the module docstring and
     :class:`ServeState` for the arguments). ``app.state.serve`` is the :class:`ServeState`."""
-    state = ServeState(settings, make_controller, default_method, default_beta, prompts, endpoints)
+    state = ServeState(settings, make_controller, default_method, default_beta, prompts, make_endpoints)
 
     async def chat_completions(request: Request) -> Response:
         chat: ChatRequest | None = None
@@ -263,16 +274,17 @@ def create_app(
         started = time.perf_counter()
         task, trace = state.start(chat, controller)
         if chat.stream:
+            # The background runs once the response has ended, also when the client left
+            # before the stream's first chunk (then the stream's own cleanup never ran).
             return StreamingResponse(_stream(state, chat, task, trace, started), media_type="text/event-stream",
-                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})  # fmt: skip
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+                                     background=BackgroundTask(_abandon, state, task))  # fmt: skip
         watcher = asyncio.ensure_future(_disconnected(request))
         try:
             await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             watcher.cancel()
-            if not task.done():  # the client left (or this handler was cancelled): cancel its branches
-                task.cancel()
-                state.metrics.cancelled.inc()
+            state.abandon(task)  # the client left (or this handler was cancelled): cancel its branches
         if not task.done() or task.cancelled():
             await asyncio.wait({task})  # its batch in flight is cancelled by then
             return Response(status_code=499)  # nobody reads it
@@ -371,6 +383,12 @@ def _error(state: ServeState, err: APIError, chat: ChatRequest | None = None) ->
     return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
 
 
+async def _abandon(state: ServeState, task: asyncio.Task) -> None:
+    """:meth:`ServeState.abandon` on the event loop (a synchronous background task would
+    run in a worker thread)."""
+    state.abandon(task)
+
+
 async def _disconnected(request: Request) -> None:
     """Returns when the client has gone (the body is read already, so the next ASGI
     message is the disconnect)."""
@@ -410,6 +428,4 @@ async def _stream(
             yield sse(chunk_body(request_id, created, model, None, usage=usage(answer)))
         yield sse("[DONE]")
     finally:
-        if not task.done():  # the client left: cancel its branches
-            task.cancel()
-            state.metrics.cancelled.inc()
+        state.abandon(task)  # the client left: cancel its branches
