@@ -89,7 +89,7 @@ def build_app(args: argparse.Namespace) -> object:
     from agents.registry import METHODS, make_controller, parse_overrides
     from autotts_gym.cli.methods import parse_method_spec
     from collection.collect import check_model
-    from collection.config import CollectConfig, ConfigError, load_config_file
+    from collection.config import CollectConfig, ConfigError
     from collection.serve.app import create_app
     from collection.serve.settings import ServeSettings
 
@@ -102,11 +102,14 @@ def build_app(args: argparse.Namespace) -> object:
     # A collection's or a run's settings file (run.json too): the collector's settings in it
     # apply; its question file, output, servers and keys do not (serve has --upstream).
     known = {f.name for f in dataclasses.fields(CollectConfig)} - {"questions", "out", "endpoints", "api_key"}
-    settings_file = load_config_file(args.config) if args.config else {}
+    settings_file = _settings_file(args.config) if args.config else {}
     flags = {k: getattr(args, k) for k in EPISODE_FLAGS if getattr(args, k, None) is not None}
     values = {k.replace("-", "_"): v for k, v in {**settings_file, **flags}.items() if k.replace("-", "_") in known}
-    config = CollectConfig(**values, model=args.model or values.get("model", ""), endpoints=list(args.endpoints or []),
-                           api_key=args.upstream_api_key, progress=False)  # fmt: skip
+    # No gold answer here: math-verify would only compare every answer with a missing gold
+    # (the collector grades against the gold; answers are still normalised as it does).
+    values["use_math_verify"] = False
+    values["model"] = args.model or values.get("model", "")
+    config = CollectConfig(**values, endpoints=list(args.endpoints or []), api_key=args.upstream_api_key, progress=False)
     allow = args.allow_methods.strip()
     allowed = tuple(METHODS) if allow == "builtin" else () if allow in ("", "none") else \
         tuple(m.strip() for m in allow.split(",") if m.strip())  # fmt: skip
@@ -126,6 +129,21 @@ def build_app(args: argparse.Namespace) -> object:
         return make_controller(method, beta=beta, overrides=spec.overrides if method == spec.method else None)
 
     return create_app(settings, controller, spec.method, spec.beta)
+
+
+def _settings_file(path: str) -> dict:
+    """A collector settings file; a run's ``run.json`` (which also holds the method, seeds
+    and protocol options) is read as JSON, its collector settings kept."""
+    import json
+
+    from collection.config import load_config_file
+
+    if path.endswith("run.json"):
+        try:
+            return dict(json.loads(open(path, encoding="utf-8").read()))
+        except (OSError, ValueError) as err:
+            raise ValueError(f"--config {path}: {err}") from None
+    return load_config_file(path)
 
 
 def run(args: argparse.Namespace) -> int:
