@@ -155,7 +155,7 @@ def main() -> None:
     parser.add_argument("--method", default="cmc@0.5")
     parser.add_argument("--requests", type=int, default=64)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--questions", type=int, default=8, help="questions of the serve == run comparison")
+    parser.add_argument("--questions", type=int, default=8, help="questions of the serve == run comparison (0: skip it)")
     parser.add_argument("--pool", type=int, default=16)
     parser.add_argument("--delta", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=256)
@@ -227,6 +227,8 @@ def main() -> None:
               f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores)")
 
         # 2. tokens per request: serve == autotts run
+        if args.questions < 1:
+            return
         qfile = write_tiny_questions(scratch / "questions.jsonl")
         out = scratch / "run"
         run = subprocess.run([sys.executable, "-m", "autotts_gym.cli", "run", "--method", args.method, "--model",
