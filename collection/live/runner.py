@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -256,16 +256,22 @@ class ThreadRequester:
         self.complete = complete
         self.loop = loop
         self.pending: set[Future] = set()
+        self.cancelled = False
 
     def __call__(self, requests: Sequence[Request]) -> list[Completion]:
+        if self.cancelled:  # a controller that was computing when cancelled asks for nothing more
+            raise CancelledError("the episode was cancelled")
         future = asyncio.run_coroutine_threadsafe(self.complete(list(requests)), self.loop)
         self.pending.add(future)
         try:
+            if self.cancelled:  # cancel() ran between the check above and the add
+                future.cancel()
             return future.result()
         finally:
             self.pending.discard(future)
 
     def cancel(self) -> None:
-        """Cancel the batches in flight (the waiting controller then raises)."""
+        """Cancel the batches in flight and refuse any later one (the controller then raises)."""
+        self.cancelled = True
         for future in list(self.pending):
             future.cancel()

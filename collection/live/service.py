@@ -19,6 +19,7 @@ Cancelling the task that awaits :meth:`LiveService.answer` cancels the batch in 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -90,6 +91,7 @@ class LiveService:
         seed: int = 0,
         index: int = 0,
         options: LiveOptions | None = None,
+        prompts: Any = None,
     ) -> LiveAnswer:
         """Run ``controller`` live on ``question`` and return its answer.
 
@@ -100,10 +102,16 @@ class LiveService:
             seed: the episode seed (branch order and, with ``index``, the sampling seeds).
             index: the question's index in the sampling seeds (same index and seed: same tokens).
             options: this request's pool size, budget and kappa_probe (default: the service's).
+            prompts: this request's prompt builder (default: the service's), e.g. one with
+                the request's own system message.
+
+        The controller runs in a copy of the caller's :mod:`contextvars` context (as
+        :func:`asyncio.to_thread` does), and so do the batches it sends: a context
+        variable set by the caller (a web request's accounting) is seen by ``complete``.
         """
         o = options or self.options
         loop = asyncio.get_running_loop()
-        pool = make_pool(self.config, self.prompts, Question(index, question, gold), o.pool_size,
+        pool = make_pool(self.config, prompts or self.prompts, Question(index, question, gold), o.pool_size,
                          self.endpoints.max_model_len)
         requester = ThreadRequester(self.endpoints.complete, loop)
         episode = LiveEpisode(
@@ -112,7 +120,8 @@ class LiveService:
         )  # fmt: skip
         started = time.perf_counter()
         try:
-            result = await loop.run_in_executor(self._threads, controller, episode)
+            context = contextvars.copy_context()
+            result = await loop.run_in_executor(self._threads, context.run, controller, episode)
         except asyncio.CancelledError:
             requester.cancel()
             raise

@@ -234,15 +234,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_vllm_server(model: Path, log_path: Path, port: int | None = None) -> tuple[subprocess.Popen, int]:
-    """Start a real OpenAI-compatible vLLM server on 127.0.0.1 and wait until it is healthy."""
+def start_vllm_server(
+    model: Path, log_path: Path, port: int | None = None, extra_args: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen, int]:
+    """Start a real OpenAI-compatible vLLM server on 127.0.0.1 and wait until it is healthy
+    (``extra_args``: more server flags)."""
     port = port or _free_port()
     cmd = [
         sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
         "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port), "--dtype", "bfloat16",
         "--max-model-len", str(MAX_MODEL_LEN), "--block-size", "32", "--enforce-eager",
         "--distributed-executor-backend", "uni", "--enable-prefix-caching", "--enable-prompt-tokens-details",
-        "--uvicorn-log-level", "warning",
+        "--uvicorn-log-level", "warning", *extra_args,
     ]
     with open(log_path, "w") as log:
         server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

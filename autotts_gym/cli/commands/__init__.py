@@ -17,4 +17,5 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("train-ppo", "train_ppo", "Train a PPO policy on a store (MaskablePPO with the env's masks, or plain PPO); TensorBoard, checkpoints."),
     ("collect", "collect", "Build a replay store from a model and a question set with vLLM (offline engine or servers)."),
     ("run", "run", "Run a controller live against a model (vLLM in-process or servers); keep the run as a replay store."),
+    ("serve", "serve", "Serve a controller as an OpenAI-compatible chat endpoint, answering live on upstream vLLM servers."),
 )
