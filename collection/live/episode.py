@@ -44,6 +44,9 @@ class LiveStats:
         prompt_tokens: prompt tokens of its requests.
         cached_prompt_tokens: of those, served from the prefix cache (None if the
             backend does not report it).
+        probe_requests: probe requests sent.
+        probe_prompt_tokens, probe_cached_tokens: their prompt tokens, and those served
+            from the prefix cache (None if the backend does not say).
         wait_seconds: wall time spent waiting for the model.
     """
 
@@ -53,6 +56,9 @@ class LiveStats:
     probe_tokens: int = 0
     prompt_tokens: int = 0
     cached_prompt_tokens: int | None = 0
+    probe_requests: int = 0
+    probe_prompt_tokens: int = 0
+    probe_cached_tokens: int | None = 0
     wait_seconds: float = 0.0
 
 
@@ -148,6 +154,12 @@ class LiveEpisode(HookedEpisode):
                 stats.cached_prompt_tokens += completion.cached_prompt_tokens
             if need.kind == PROBE:
                 stats.probe_tokens += len(completion.tokens)
+                stats.probe_requests += 1
+                stats.probe_prompt_tokens += len(request.prompt)
+                if completion.cached_prompt_tokens is None or stats.probe_cached_tokens is None:
+                    stats.probe_cached_tokens = None
+                else:
+                    stats.probe_cached_tokens += completion.cached_prompt_tokens
             else:
                 stats.sampled_tokens += len(completion.tokens)
 
