@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(summary_lines(summary)))
     print(f"wrote {config.out}/records.csv, summary.json and store/ (replay it: autotts evaluate {config.out}/store "
           f"--method {spec} --seeds {args.seeds}" + (f" --budget-tokens {args.budget_tokens:g}" if args.budget_tokens else "")
-          + ")", file=sys.stderr)
+          + (f" --kappa-probe {args.kappa_probe:g}" if args.kappa_probe else "") + ")", file=sys.stderr)
     if args.tensorboard:
         from autotts_gym.tracking import log_summaries
 

@@ -89,16 +89,16 @@ def _config(questions: Path, out: Path) -> CollectConfig:
                          use_math_verify=False, progress=False)  # fmt: skip
 
 
-def _live_and_replay(tmp_path, questions_file, method, seeds=3, budget=None):
+def _live_and_replay(tmp_path, questions_file, method, seeds=3, budget=None, kappa=0.0):
     spec, _, beta = method.partition("@")
     controller = make_controller(spec, beta=float(beta) if beta else None)
     out = tmp_path / method.replace("@", "_")
-    options = LiveOptions(pool_size=POOL, budget_tokens=budget)
+    options = LiveOptions(pool_size=POOL, budget_tokens=budget, kappa_probe=kappa)
     summary = live_run(_config(questions_file, out), controller, method, list(range(seeds)), options, out,
                        make_generator=SeededModel, make_prompts=CharPrompts, max_in_flight=4, progress=False)
     with open(out / "records.csv", newline="") as fh:
         live = {(int(r["question"]), int(r["seed"])): r for r in csv.DictReader(fh)}
-    [replay] = evaluate(controller, out / "store", seeds=seeds, budget_tokens=budget, workers=1)
+    [replay] = evaluate(controller, out / "store", seeds=seeds, budget_tokens=budget, kappa_probe=kappa, workers=1)
     return summary, live, {(r["question"], r["seed"]): r for r in replay.rows()}
 
 
@@ -120,6 +120,14 @@ def test_budgets_refuse_as_in_replay(tmp_path, questions_file):
     assert {r["stop_reason"] for r in live.values()} == {"budget"}
     assert all(int(r["tokens"]) <= 40 for r in live.values())
     for key, row in live.items():
+        assert [str(row[f]) for f in COMPARED] == [str(replay[key][f]) for f in COMPARED]
+
+
+@pytest.mark.parametrize("method", ["parallel-probe", "cmc@1.0", "dsr-lock@0.8"])
+def test_kappa_probe_charges_as_in_replay(tmp_path, questions_file, method):
+    summary, live, replay = _live_and_replay(tmp_path, questions_file, method, budget=60, kappa=0.5)
+    for key, row in live.items():
+        assert float(row["intervals"]) <= 60 / DELTA
         assert [str(row[f]) for f in COMPARED] == [str(replay[key][f]) for f in COMPARED]
 
 
