@@ -16,9 +16,10 @@ and each of its batches is a coroutine on the application's event loop (see
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -256,16 +257,25 @@ class ThreadRequester:
         self.complete = complete
         self.loop = loop
         self.pending: set[Future] = set()
+        self.cancelled = False
+        self._lock = threading.Lock()
 
     def __call__(self, requests: Sequence[Request]) -> list[Completion]:
-        future = asyncio.run_coroutine_threadsafe(self.complete(list(requests)), self.loop)
-        self.pending.add(future)
+        with self._lock:
+            if self.cancelled:
+                raise CancelledError("the episode was cancelled")
+            future = asyncio.run_coroutine_threadsafe(self.complete(list(requests)), self.loop)
+            self.pending.add(future)
         try:
             return future.result()
         finally:
-            self.pending.discard(future)
+            with self._lock:
+                self.pending.discard(future)
 
     def cancel(self) -> None:
-        """Cancel the batches in flight (the waiting controller then raises)."""
-        for future in list(self.pending):
-            future.cancel()
+        """Cancel the batches in flight (their tasks, hence their HTTP requests) and refuse
+        new ones: the waiting controller raises ``CancelledError`` and its thread ends."""
+        with self._lock:
+            self.cancelled = True
+            for future in self.pending:
+                future.cancel()

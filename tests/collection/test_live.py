@@ -205,3 +205,45 @@ def test_a_killed_run_resumes_question_by_question(tmp_path, questions_file):
                      make_generator=SeededModel, make_prompts=CharPrompts, progress=False)
     assert again.evaluation.tokens == summary.evaluation.tokens
     assert not any(int(r.route) // POOL in {int(q) for q in done} for r in model.requests)
+
+
+def test_the_thread_requester_runs_controllers_from_async_code_and_cancels(questions_file, tmp_path):
+    """LiveService's mechanism without a server: controllers in threads, batches awaited
+    on the event loop; cancelling the awaiting task stops the controller's requests."""
+    import asyncio
+    import threading
+
+    from collection.live.runner import ThreadRequester
+
+    config = _config(questions_file, tmp_path / "o")
+    questions = read_questions(questions_file, "q", "a")
+    backend = LiveBackend(config, questions, CharPrompts(), LiveOptions(pool_size=POOL))
+    model = SeededModel()
+    gate = threading.Event()
+
+    async def complete(requests):
+        await asyncio.sleep(0)
+        return model.generate(requests)
+
+    async def slow(requests):
+        gate.set()
+        await asyncio.sleep(30)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        controller = make_controller("cmc", beta=0.5)
+        episodes = [backend.episode(q, 0, ThreadRequester(complete, loop)) for q in range(5)]
+        results = await asyncio.gather(*(asyncio.to_thread(controller, e) for e in episodes))
+        blocked = ThreadRequester(slow, loop)
+        task = asyncio.ensure_future(asyncio.to_thread(controller, backend.episode(0, 1, blocked)))
+        await asyncio.to_thread(gate.wait, 5)
+        blocked.cancel()
+        with pytest.raises(asyncio.CancelledError):  # the controller's thread ended too
+            await task
+        return results
+
+    results = asyncio.run(main())
+    reference = run_live(LiveBackend(config, questions, CharPrompts(), LiveOptions(pool_size=POOL)),
+                         make_controller("cmc", beta=0.5), [(q, 0) for q in range(5)], SeededModel())
+    assert [r.answer_text for r in results] == [r.result.answer_text for r in reference]
+    assert [r.tokens for r in results] == [r.result.tokens for r in reference]
