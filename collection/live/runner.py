@@ -30,6 +30,7 @@ from collection.generation import Completion, Generator, Request
 from collection.live.episode import LiveEpisode, LiveStats, Requester
 from collection.live.pool import QuestionPool
 from collection.questions import Question
+from collection.trajectories import TrajectoryCollector
 
 
 @dataclass(frozen=True)
@@ -119,19 +120,12 @@ class LiveBackend:
 def make_pool(
     config: CollectConfig, prompts: Any, question: Question, pool_size: int, max_model_len: int | None = None
 ) -> QuestionPool:
-    """A fresh pool for ``question``; a branch's token cap leaves room for a probe within
-    ``max_model_len`` (as ``TrajectoryCollector.token_cap``)."""
+    """A fresh pool for ``question``; a branch's token cap is the collector's
+    (``TrajectoryCollector.token_cap``: room for a probe within ``max_model_len``)."""
     prompt = tuple(prompts.prompt_ids(question))
     suffix = tuple(prompts.probe_suffix)
-    cap = config.max_tokens
-    if max_model_len is not None:
-        room = max_model_len - len(prompt) - len(suffix) - config.probe_tokens
-        if room < 1:
-            raise ValueError(
-                f"question {question.index}: its prompt has {len(prompt)} tokens; with the probe suffix and "
-                f"{config.probe_tokens} probe tokens it does not fit max_model_len {max_model_len}"
-            )
-        cap = min(cap, room)
+    collector = TrajectoryCollector(None, config, {question.index: prompt}, suffix, prompts.decode, max_model_len)  # type: ignore[arg-type]
+    cap = collector.token_cap(question.index)
     return QuestionPool(question.index, question.text, question.gold, prompt, config, pool_size, cap, suffix,
                         prompts.decode)  # fmt: skip
 
@@ -181,14 +175,15 @@ def run_live(
 
     def play(question: int, seed: int) -> LiveRecord:
         started = time.perf_counter()
-        episode = backend.episode(question, seed, requester)
+        episode = None
         try:
+            episode = backend.episode(question, seed, requester)
             result = controller(episode)
         except greenlet.GreenletExit:
             raise
         except Exception as err:  # a failed request or a controller's bug: recorded, the run goes on
-            return LiveRecord(question, seed, None, episode.live_stats, time.perf_counter() - started,
-                              f"{type(err).__name__}: {err}")
+            stats = episode.live_stats if episode is not None else LiveStats()
+            return LiveRecord(question, seed, None, stats, time.perf_counter() - started, f"{type(err).__name__}: {err}")
         return LiveRecord(question, seed, result, episode.live_stats, time.perf_counter() - started)
 
     def finish(record: LiveRecord) -> None:
