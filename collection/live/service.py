@@ -28,7 +28,7 @@ from autotts_gym.orders import branch_order
 from autotts_gym.protocol import EpisodeResult
 from collection.config import CollectConfig
 from collection.live.endpoints import AsyncEndpoints
-from collection.live.episode import LiveEpisode, LiveStats
+from collection.live.episode import LiveEpisode, LiveStats, Observer
 from collection.live.runner import LiveOptions, ThreadRequester, make_pool
 from collection.questions import Question
 
@@ -90,6 +90,7 @@ class LiveService:
         seed: int = 0,
         index: int = 0,
         options: LiveOptions | None = None,
+        observer: Observer | None = None,
     ) -> LiveAnswer:
         """Run ``controller`` live on ``question`` and return its answer.
 
@@ -100,6 +101,9 @@ class LiveService:
             seed: the episode seed (branch order and, with ``index``, the sampling seeds).
             index: the question's index in the sampling seeds (same index and seed: same tokens).
             options: this request's pool size, budget and kappa_probe (default: the service's).
+            observer: sees every decoded piece (:data:`~collection.live.episode.Observer`),
+                in the controller's thread: hand events to the loop with
+                ``loop.call_soon_threadsafe`` (e.g. to stream them).
         """
         o = options or self.options
         loop = asyncio.get_running_loop()
@@ -109,6 +113,7 @@ class LiveService:
         episode = LiveEpisode(
             pool, branch_order(o.pool_size, seed, index, o.shuffle), requester,
             budget_tokens=o.budget_tokens, budget_intervals=o.budget_intervals, kappa_probe=o.kappa_probe,
+            observer=observer,
         )  # fmt: skip
         started = time.perf_counter()
         try:

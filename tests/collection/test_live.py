@@ -247,3 +247,23 @@ def test_the_thread_requester_runs_controllers_from_async_code_and_cancels(quest
                          make_controller("cmc", beta=0.5), [(q, 0) for q in range(5)], SeededModel())
     assert [r.answer_text for r in results] == [r.result.answer_text for r in reference]
     assert [r.tokens for r in results] == [r.result.tokens for r in reference]
+
+
+def test_an_observer_sees_every_piece_the_episode_decoded(questions_file, tmp_path):
+    from collection.live.episode import LiveEpisode
+    from collection.live.runner import make_pool
+
+    config = _config(questions_file, tmp_path / "o")
+    question = read_questions(questions_file, "q", "a")[1]
+    pool = make_pool(config, CharPrompts(), question, POOL)
+    model = SeededModel()
+    events = []
+    episode = LiveEpisode(pool, range(POOL), model.generate, observer=lambda *e: events.append(e))
+    result = make_controller("cmc", beta=0.5)(episode)
+    chunks = [e for e in events if e[0] == "chunk"]
+    assert sum(len(e[3]) for e in chunks) == result.tokens == episode.live_stats.sampled_tokens
+    assert len([e for e in events if e[0] == "probe"]) == result.probes
+    finals = [e[4] for e in chunks if e[4]]
+    assert sorted(finals) == sorted(episode.answer_text(a) for a in episode.finished_answers)
+    text = episode.answer_branch_text(result.answer)
+    assert text.endswith(f"\\boxed{{{result.answer_text}}}") if result.answer_text != "ERR" else "boxed" not in text
