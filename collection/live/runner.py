@@ -160,7 +160,9 @@ def run_live(
 
     A request that fails (a generator with ``generate_settled`` reports failures per
     request; otherwise an exception ends the run) fails only its episode, which is
-    recorded with the error. ``on_record`` sees each record as its episode ends (write
+    recorded with the error. A generator with ``run_episodes(waiting, advance, stats)``
+    (the servers, :class:`~collection.live.endpoints.LiveServerGenerator`) drives the
+    episodes itself, resuming each one as soon as its requests are back. ``on_record`` sees each record as its episode ends (write
     it out there: a run stopped by Ctrl-C keeps what finished).
     """
     import greenlet
@@ -213,6 +215,11 @@ def run_live(
 
     for _ in range(max_in_flight):
         start_next()
+    if callable(getattr(generator, "run_episodes", None)):
+        # Servers batch continuously: each episode goes on as soon as its own requests
+        # are back, with no round barrier (and no merging of identical requests).
+        generator.run_episodes(waiting, advance, stats)
+        return records
     settle = getattr(generator, "generate_settled", None)
     try:
         while waiting:
@@ -230,12 +237,16 @@ def run_live(
             stats.generate_seconds += time.perf_counter() - started
             for (g, _), index in zip(batch, groups):
                 mine = [outs[i] for i in index]
-                failed = next((c for c in mine if isinstance(c, BaseException)), None)
-                advance(g, mine, throw=failed)
+                advance(g, mine, throw=first_failure(mine))
     finally:
         for g, _ in waiting:  # interrupted: end the episodes still waiting
             g.throw(greenlet.GreenletExit)
     return records
+
+
+def first_failure(outs: Sequence[Any]) -> BaseException | None:
+    """The first exception among settled completions (None if all completed)."""
+    return next((c for c in outs if isinstance(c, BaseException)), None)
 
 
 class ThreadRequester:

@@ -267,3 +267,41 @@ def test_an_observer_sees_every_piece_the_episode_decoded(questions_file, tmp_pa
     assert sorted(finals) == sorted(episode.answer_text(a) for a in episode.finished_answers)
     text = episode.answer_branch_text(result.answer)
     assert text.endswith(f"\\boxed{{{result.answer_text}}}") if result.answer_text != "ERR" else "boxed" not in text
+
+
+def test_servers_resume_each_episode_as_soon_as_its_requests_are_back(questions_file, tmp_path):
+    """LiveServerGenerator.run_episodes (no round barrier) gives the rounds' results."""
+    import asyncio
+
+    from collection.live.endpoints import LiveServerGenerator
+
+    class AsyncModel(SeededModel):
+        run_episodes = LiveServerGenerator.run_episodes
+        _drive = LiveServerGenerator._drive
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._loop = asyncio.new_event_loop()
+            self.in_flight = self.most_in_flight = 0
+
+        def _run(self, coroutine):
+            return self._loop.run_until_complete(coroutine)
+
+        async def _settle(self, requests):
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            await asyncio.sleep(0.001 * (sum(r.seed for r in requests) % 5))  # uneven latencies
+            self.in_flight -= 1
+            return self.generate(requests)
+
+    config = _config(questions_file, tmp_path / "o")
+    questions = read_questions(questions_file, "q", "a")
+    episodes = [(q, s) for q in range(5) for s in range(3)]
+    model = AsyncModel()
+    served = run_live(LiveBackend(config, questions, CharPrompts(), LiveOptions(pool_size=POOL)),
+                      make_controller("dsr-lock", beta=0.5), episodes, model, max_in_flight=6)
+    rounds = run_live(LiveBackend(config, questions, CharPrompts(), LiveOptions(pool_size=POOL)),
+                      make_controller("dsr-lock", beta=0.5), episodes, SeededModel(), max_in_flight=6)
+    key = lambda r: (r.question, r.seed)  # noqa: E731
+    assert [r.result for r in sorted(served, key=key)] == [r.result for r in sorted(rounds, key=key)]
+    assert model.most_in_flight == 6 and not any(r.error for r in served)

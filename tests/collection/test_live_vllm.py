@@ -155,18 +155,18 @@ def test_run_against_a_server_then_kill_it_then_resume(server, engine, tiny_mode
     }
     assert all(r["cached_prompt_tokens"] != "" for r in served.values())
 
-    # Kill the server after a few batches: the episodes in flight fail, are recorded with
-    # the reason, and the run ends; started again once the server is back, it resumes.
+    # Kill the server after 40 batches: the episodes in flight fail, are recorded with the
+    # reason, and the run ends; started again once the server is back, it resumes.
     from collection.live.endpoints import LiveServerGenerator
 
     class KillAfter(LiveServerGenerator):
         calls = 0
 
-        def generate_settled(self, requests):
+        async def _settle(self, requests):  # one episode's batch
             KillAfter.calls += 1
-            if KillAfter.calls == 4:
+            if KillAfter.calls == 40:
                 stop_vllm_server(process)
-            return super().generate_settled(requests)
+            return await super()._settle(requests)
 
     killed = scratch / "live" / "killed"
     config = _config(tiny_model, questions_file, killed, endpoints=[f"http://127.0.0.1:{port}/v1"],
