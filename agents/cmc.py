@@ -15,7 +15,7 @@ from typing import Any
 
 from agents.base import Controller, clip01
 from autotts_gym.engine import Episode, EpisodeResult
-from autotts_gym.voting import beta_confidence, by_agreement, majority, update_streaks
+from autotts_gym.engine.voting import beta_confidence, by_agreement, majority, update_streaks
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ from typing import Any, ClassVar
 
 from agents.base import Controller, clip01, geometric_count
 from autotts_gym.engine import Episode, EpisodeResult
-from autotts_gym.voting import beta_confidence
+from autotts_gym.engine.voting import beta_confidence
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 import gymnasium as gym
 
 from autotts_gym.engine import PUBLIC_ACTIONS, PUBLIC_VIEWS, BudgetExceeded, Episode, EpisodeResult, InvalidAction
-from autotts_gym.spaces import BRANCH, READ_WHOLE, encode_action
+from autotts_gym.envs.spaces import BRANCH, READ_WHOLE, encode_action
 
 # Episode attributes an EnvEpisode reads through (read-only): the engine's public views,
 # plus the data trusted code may read; its actions (PUBLIC_ACTIONS) go through env.step.

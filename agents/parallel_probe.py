@@ -8,7 +8,7 @@ from typing import Any
 
 from agents.base import Controller, geometric_count
 from autotts_gym.engine import Episode, EpisodeResult
-from autotts_gym.voting import majority, update_streaks
+from autotts_gym.engine.voting import majority, update_streaks
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 from agents.base import Controller, geometric_count
 from autotts_gym.engine import Episode, EpisodeResult
-from autotts_gym.voting import majority
+from autotts_gym.engine.voting import majority
 
 
 @dataclass(frozen=True)

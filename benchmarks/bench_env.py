@@ -76,7 +76,7 @@ def compare_speed(store: str | None, steps: int, rounds: int, seed: int) -> dict
 def autotts_breakdown(store: str | None, episodes: int, seed: int) -> dict[str, float]:
     """Where AutoTTS-v0's time goes under the random masked policy: steps per episode,
     microseconds per reset (and of it, computing the branch order) and per step."""
-    from autotts_gym.orders import branch_order
+    from autotts_gym.evaluation.orders import branch_order
 
     env = gym.make("AutoTTS-v0", store=store)
     rng = np.random.default_rng(seed)
@@ -116,13 +116,13 @@ def rss(key):
     for line in open("/proc/self/status"):
         if line.startswith(key):
             return int(line.split()[1]) / 1024
-import numpy, pyarrow, pyarrow.parquet, autotts_gym.release, autotts_gym.store
+import numpy, pyarrow, pyarrow.parquet, autotts_gym.data.release, autotts_gym.data.store
 before = rss("VmRSS:")
 start = time.perf_counter()
 if sys.argv[1] == "json":
-    store = autotts_gym.release.import_release([sys.argv[2]])
+    store = autotts_gym.data.release.import_release([sys.argv[2]])
 else:
-    store = autotts_gym.store.Store.load(sys.argv[2])
+    store = autotts_gym.data.store.Store.load(sys.argv[2])
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "rss_mb": rss("VmRSS:") - before, "peak_mb": rss("VmHWM:"),
                   "splits": len(store), "branches": sum(int(s.branch_offsets[-1]) for s in store)}))
@@ -176,7 +176,7 @@ def main() -> int:
     print(
         f"{'release JSON import':28s} {json_load['seconds']:8.2f} {json_load['rss_mb']:14.1f} {json_load['peak_mb']:12.1f} {json_load['branches']:9d}"
     )
-    from autotts_gym.release import import_release
+    from autotts_gym.data.release import import_release
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = import_release([RELEASE]).save(Path(tmp) / "store")

@@ -1,7 +1,7 @@
 """Live mode's overhead: the share of wall time outside vLLM's generate calls, and the
 prompt tokens a probe makes vLLM compute (issue 14's benchmark).
 
-    python benchmarks/bench_live.py                       # trains the tests' tiny model first
+    python benchmarks/bench_live.py                       # the tiny reasoning model (trained once, cached)
     python benchmarks/bench_live.py --model DIR --method cmc@0.5 --questions 64
 
 Runs one controller live on N arithmetic questions, all in flight at once, with
@@ -16,7 +16,6 @@ asserted.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -32,33 +31,32 @@ CPU_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
 ENGINE_ARGS = {"block_size": 32, "enforce_eager": True, "distributed_executor_backend": "uni", "max_num_batched_tokens": 65536}
 
 
-def tiny_model(folder: Path) -> Path:
-    """The collection tests' tiny trained Qwen3 (a few seconds of training on CPU)."""
-    from tests.collection import test_collection_vllm as t
+def tiny_model() -> Path:
+    """The tiny reasoning model of the live tests (collection/tiny_model.py; trained on
+    first use, about a minute of one core, then cached)."""
+    from collection.tiny_model import build_tiny_model
 
-    fixture = t.tiny_model
-    build = getattr(fixture, "__pytest_wrapped__", None)
-    return (build.obj if build else fixture.__wrapped__)(folder)
+    return build_tiny_model()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", help="model folder (default: train the tests' tiny model)")
+    parser.add_argument("--model", help="model folder (default: the tiny reasoning model, trained and cached)")
     parser.add_argument("--method", default="cmc@0.5")
     parser.add_argument("--questions", type=int, default=64, help="questions, all in flight (default 64)")
     parser.add_argument("--pool", type=int, default=16, help="branches per question")
     parser.add_argument("--delta", type=int, default=16)
-    parser.add_argument("--max-tokens", type=int, default=96)
+    parser.add_argument("--max-tokens", type=int, default=192)
     parser.add_argument("--no-prefix-caching", action="store_true")
     args = parser.parse_args()
     for key, value in CPU_ENV.items():
         os.environ.setdefault(key, value)
     work = Path(tempfile.mkdtemp(prefix="bench-live-"))
     os.environ.setdefault("VLLM_CACHE_ROOT", str(work / "vllm-cache"))
-    model = Path(args.model) if args.model else tiny_model(work)
-    questions = work / "questions.jsonl"
-    questions.write_text("".join(json.dumps({"problem": f"What is {i % 10} plus {i // 10}?", "solution": i % 10 + i // 10})
-                                 + "\n" for i in range(args.questions)))  # fmt: skip
+    model = Path(args.model) if args.model else tiny_model()
+    from collection.tiny_model import write_tiny_questions
+
+    questions = write_tiny_questions(work / "questions.jsonl", args.questions)
 
     from agents.registry import make_controller, parse_method_spec
     from collection.config import CollectConfig
@@ -66,8 +64,7 @@ def main() -> None:
     from collection.live.runner import LiveOptions
     from collection.offline import OfflineGenerator
 
-    config = CollectConfig(model=str(model), questions=str(questions), out=str(work / "run"), question_field="problem",
-                           answer_field="solution", trajectories=args.pool, interval_tokens=args.delta,
+    config = CollectConfig(model=str(model), questions=str(questions), out=str(work / "run"), trajectories=args.pool, interval_tokens=args.delta,
                            max_tokens=args.max_tokens, max_model_len=512, dtype="bfloat16", seed=7,
                            engine_args=dict(ENGINE_ARGS), enable_prefix_caching=not args.no_prefix_caching,
                            progress=False, use_math_verify=False)  # fmt: skip

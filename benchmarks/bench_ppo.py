@@ -35,7 +35,7 @@ import gymnasium as gym
 from agents.ppo.config import TrainConfig
 from agents.ppo.policy import PPOController
 from agents.ppo.train import build_model, make_env_fn, prepare
-from autotts_gym.evaluation import evaluate_many, make_options
+from autotts_gym.evaluation.evaluate import evaluate_many, make_options
 
 RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
 

@@ -34,11 +34,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from autotts_gym import speedups
-from autotts_gym.evaluation import default_workers, make_options
-from autotts_gym.methods import TABLE1_ROWS, parse_method_spec, run_methods
-from autotts_gym.reporting import render_table
-from autotts_gym.sources import load_store
+from autotts_gym.cli.methods import TABLE1_ROWS, parse_method_spec, run_methods
+from autotts_gym.data.sources import load_store
+from autotts_gym.engine import speedups
+from autotts_gym.evaluation.evaluate import default_workers, make_options
+from autotts_gym.reporting.tables import render_table
 
 RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
 

@@ -20,11 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from autotts_gym.data.store import Split, Store
+from autotts_gym.data.synthetic import DEFAULT_PROFILE, PROFILES, generate_split
 from autotts_gym.engine import Episode
-from autotts_gym.orders import branch_order
-from autotts_gym.store import Split, Store
-from autotts_gym.synthetic import DEFAULT_PROFILE, PROFILES, generate_split
-from autotts_gym.voting import majority
+from autotts_gym.engine.voting import majority
+from autotts_gym.evaluation.orders import branch_order
 
 
 def rss_mb() -> float:

@@ -17,9 +17,10 @@ import dataclasses
 import time
 from pathlib import Path
 
-from autotts_gym.calibration import calibration_stats, fit_profile
-from autotts_gym.release import read_release_file
-from autotts_gym.synthetic import generate_split
+from calibration_stats import calibration_stats, fit_profile  # benchmarks/calibration_stats.py, beside this script
+
+from autotts_gym.data.release import read_release_file
+from autotts_gym.data.synthetic import generate_split
 
 ROOT = Path(__file__).resolve().parents[1]
 RELEASE = ROOT.parent / "shared" / "replay" / "autotts-release"

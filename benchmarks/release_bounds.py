@@ -1,4 +1,4 @@
-"""The figures of the real release that the bounds of autotts_gym.validation were chosen from.
+"""The figures of the real release that the bounds of autotts_gym.data.validation were chosen from.
 
     python benchmarks/release_bounds.py [RELEASE_DIR]   # default ../shared/replay/autotts-release
 
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from autotts_gym import validation as v
-from autotts_gym.release import import_release
+from autotts_gym.data import validation as v
+from autotts_gym.data.release import import_release
 
 DEFAULT = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 import re
 import threading
 
-from autotts_gym.store import NO_ANSWER
-from autotts_gym.validation import MAX_ANSWER_CHARS
+from autotts_gym.data.store import NO_ANSWER
+from autotts_gym.data.validation import MAX_ANSWER_CHARS
 
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
 

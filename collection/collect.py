@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from autotts_gym.store import Store
+from autotts_gym.data.store import Store
 from collection.config import CollectConfig, ConfigError, build_config, load_config_file
 from collection.generation import Generator
 from collection.questions import read_questions

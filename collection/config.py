@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from autotts_gym.validation import MAX_INTERVAL_TOKENS, MAX_TOTAL_TOKENS
+from autotts_gym.data.validation import MAX_INTERVAL_TOKENS, MAX_TOTAL_TOKENS
 
 DEFAULT_PROMPT = "{question}\nPlease reason step by step, and put your final answer within \\boxed{}."
 # Close the thinking block and open a box: the model's next few tokens are its answer now.

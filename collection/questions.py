@@ -3,7 +3,7 @@
 The field names are configurable (``--question-field``, ``--answer-field``) because every
 benchmark spells them differently (``problem``/``answer``, ``question``/``solution``, ...).
 Errors name the file, the record and the field. JSON and JSONL are read strictly
-(:func:`autotts_gym.validation.load_json`: no repeated keys, no lone surrogates, no
+(:func:`autotts_gym.data.validation.load_json`: no repeated keys, no lone surrogates, no
 nesting too deep to parse); a question has at most ``MAX_QUESTION_CHARS`` characters and a
 gold answer at most ``MAX_ANSWER_CHARS`` (docs/store-format.md, "Bounds on the data").
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from autotts_gym.validation import (
+from autotts_gym.data.validation import (
     MAX_ANSWER_CHARS,
     MAX_QUESTION_CHARS,
     JsonPath,

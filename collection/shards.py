@@ -26,8 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from autotts_gym.store import Split, SplitInfo, Store, StoreError
-from autotts_gym.validation import (
+from autotts_gym.data.store import Split, SplitInfo, Store, StoreError
+from autotts_gym.data.validation import (
     ALLOWED_TOTAL_TOKENS,
     MAX_TOTAL_TOKENS,
     JsonPath,

@@ -32,10 +32,10 @@ from scipy.optimize import minimize
 
 from agents.dsr_lock import LockedDepthSyncRace
 from agents.registry import load_module_from_file
-from autotts_gym.evaluation import evaluate_many, make_options
-from autotts_gym.paired import QuestionTable, matched_difference
-from autotts_gym.sources import load_store
-from autotts_gym.store import QuestionData
+from autotts_gym.data.sources import load_store
+from autotts_gym.data.store import QuestionData
+from autotts_gym.evaluation.evaluate import evaluate_many, make_options
+from autotts_gym.reporting.paired import QuestionTable, matched_difference
 
 HERE = Path(__file__).resolve().parent
 RELEASE = HERE.parents[1] / "shared" / "replay" / "autotts-release"

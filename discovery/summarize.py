@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from agents.cmc import ConfidenceMomentum
-from autotts_gym.evaluation import evaluate_many, make_options
-from autotts_gym.sources import load_store
+from autotts_gym.data.sources import load_store
+from autotts_gym.evaluation.evaluate import evaluate_many, make_options
 
 CMC_BETAS = [i / 10 for i in range(11)]
 RUN = Path(__file__).resolve().parent / "runs" / "beat-cmc"

@@ -7,7 +7,7 @@ script asks whether DSR-L's top end can buy it on the search split: it evaluates
 curve (betas 0 to 1 in steps of 0.125) and variants of its beta 0.375, 0.75 and 1 settings that spend more
 to be more accurate: wider races, stricter stops, a weaker or no futility stop. For each
 variant it prints its accuracy minus DSR-L's curve at the same mean tokens, with a 95%
-interval paired over questions (:mod:`autotts_gym.paired`). A variant that costs more
+interval paired over questions (:mod:`autotts_gym.reporting.paired`). A variant that costs more
 than DSR-L's most expensive point is outside the curve ("n/a"): it is reported with its
 own accuracy and tokens.
 """
@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 from agents.dsr_lock import LockedDepthSyncRace
-from autotts_gym.evaluation import evaluate_many, make_options
-from autotts_gym.paired import QuestionTable, accuracy_interval, matched_difference
-from autotts_gym.reporting import render_table
-from autotts_gym.sources import load_store
+from autotts_gym.data.sources import load_store
+from autotts_gym.evaluation.evaluate import evaluate_many, make_options
+from autotts_gym.reporting.paired import QuestionTable, accuracy_interval, matched_difference
+from autotts_gym.reporting.tables import render_table
 
 RELEASE = Path(__file__).resolve().parents[2] / "shared" / "replay" / "autotts-release"
 CURVE_BETAS = (0.0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)

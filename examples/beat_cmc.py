@@ -39,18 +39,18 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from agents.registry import METHODS
-from autotts_gym.evaluation import (
+from autotts_gym.cli.methods import parse_betas
+from autotts_gym.data.sources import load_store
+from autotts_gym.evaluation.evaluate import (
     Evaluation,
     evaluate_many,
     make_options,
     monotonicity_violations,
     write_summaries_json,
 )
-from autotts_gym.methods import parse_betas
-from autotts_gym.paired import QuestionTable, accuracy_interval, matched_difference
-from autotts_gym.plots import log_token_axis, method_color, save_pareto
-from autotts_gym.reporting import DISPLAY_NAMES, render_table
-from autotts_gym.sources import load_store
+from autotts_gym.reporting.paired import QuestionTable, accuracy_interval, matched_difference
+from autotts_gym.reporting.plots import log_token_axis, method_color, save_pareto
+from autotts_gym.reporting.tables import DISPLAY_NAMES, render_table
 
 RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
 HANDMADE = ("sc", "asc", "esc", "parallel-probe")

@@ -26,11 +26,11 @@ from pathlib import Path
 
 from agents.ppo.config import TrainConfig
 from agents.registry import make_controller
-from autotts_gym.evaluation import evaluate_many, make_options
-from autotts_gym.methods import COMPARE_BETAS, COMPARE_METHODS, sweep_specs
-from autotts_gym.plots import save_pareto
-from autotts_gym.reporting import fmt_tokens, method_label, render_table, write_summaries_csv
-from autotts_gym.sources import load_store
+from autotts_gym.cli.methods import COMPARE_BETAS, COMPARE_METHODS, sweep_specs
+from autotts_gym.data.sources import load_store
+from autotts_gym.evaluation.evaluate import evaluate_many, make_options
+from autotts_gym.reporting.plots import save_pareto
+from autotts_gym.reporting.tables import fmt_tokens, method_label, render_table, write_summaries_csv
 
 RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
 

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.registry import make_controller, parse_method_spec  # noqa: E402
-from autotts_gym.evaluation import evaluate  # noqa: E402
+from autotts_gym.evaluation.evaluate import evaluate  # noqa: E402
 from collection.collect import check_model  # noqa: E402
 from collection.config import CollectConfig  # noqa: E402
 from collection.live.run import live_run, summary_lines  # noqa: E402

@@ -35,9 +35,9 @@ from torch.utils.tensorboard import SummaryWriter
 
 import autotts_gym  # noqa: F401  (registers AutoTTS-v0)
 from agents.ppo.policy import PolicyController
-from autotts_gym.evaluation import evaluate_many, make_options
-from autotts_gym.sources import load_store
-from autotts_gym.spaces import ObservationConfig
+from autotts_gym.data.sources import load_store
+from autotts_gym.envs.spaces import ObservationConfig
+from autotts_gym.evaluation.evaluate import evaluate_many, make_options
 
 RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
 HUGE_NEGATIVE = -1e8  # logit of a masked-out action

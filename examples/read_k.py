@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.base import Controller
-from autotts_gym.voting import majority
+from autotts_gym.engine.voting import majority
 
 
 @dataclass(frozen=True)

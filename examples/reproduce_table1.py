@@ -17,11 +17,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from autotts_gym.evaluation import make_options, write_summaries_json
-from autotts_gym.methods import TABLE1_ROWS, run_table1
-from autotts_gym.plots import save_pareto
-from autotts_gym.published import check_reproduction, format_checks
-from autotts_gym.reporting import format_table1, write_table1
+from autotts_gym.cli.methods import TABLE1_ROWS, run_table1
+from autotts_gym.evaluation.evaluate import make_options, write_summaries_json
+from autotts_gym.reporting.plots import save_pareto
+from autotts_gym.reporting.published import check_reproduction, format_checks
+from autotts_gym.reporting.tables import format_table1, write_table1
 
 RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
 

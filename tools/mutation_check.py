@@ -65,10 +65,10 @@ class Mutation:
 
 
 ENGINE, VOTING, ORDERS, EVALUATION = (
-    "autotts_gym/engine.py",
-    "autotts_gym/voting.py",
-    "autotts_gym/orders.py",
-    "autotts_gym/evaluation.py",
+    "autotts_gym/engine/episode.py",
+    "autotts_gym/engine/voting.py",
+    "autotts_gym/evaluation/orders.py",
+    "autotts_gym/evaluation/evaluate.py",
 )
 
 MUTATIONS: tuple[Mutation, ...] = (

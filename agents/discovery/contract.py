@@ -41,7 +41,8 @@ ALLOWED_MODULES: frozenset[str] = frozenset(
         "heapq",
         "bisect",
         "agents.base",
-        "autotts_gym.voting",
+        "autotts_gym.engine.voting",
+        "autotts_gym.voting",  # the same module, as earlier candidates and the committed runs import it
         "autotts_gym.engine",
     }
 )

@@ -49,9 +49,9 @@ from agents.discovery.proposers import Proposer
 from agents.discovery.sandbox import SandboxLimits, SweepJob, SweepOutcome, best_point, evaluate_candidate, failed
 from agents.discovery.traces import render_traces
 from agents.discovery.tracking import DiscoveryTracker
-from autotts_gym.reporting import fmt_tokens
-from autotts_gym.sources import load_store
-from autotts_gym.store import Store
+from autotts_gym.data.sources import load_store
+from autotts_gym.data.store import Store
+from autotts_gym.reporting.tables import fmt_tokens
 
 DEFAULT_BETAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 DEFAULT_SEEDS = 20  # small for speed in search; held-out figures use DEFAULT_HELDOUT_SEEDS

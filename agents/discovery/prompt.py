@@ -26,8 +26,8 @@ from agents import base
 from agents.discovery.contract import ALLOWED_MODULES, ENGINE_NAMES, EPISODE_ACTIONS, EPISODE_VIEWS, FORBIDDEN_NAMES
 from agents.discovery.history import RoundRecord, select_best
 from agents.discovery.traces import render_traces
-from autotts_gym import voting
-from autotts_gym.engine import REFERENCE_METHODS, Episode
+from autotts_gym.engine import voting
+from autotts_gym.engine.episode import REFERENCE_METHODS, Episode
 
 MAX_DIAGNOSTIC_CHARS = 1500
 
@@ -164,11 +164,11 @@ def api_text() -> str:
         ("agents.base", base.clip01),
         ("agents.base", base.round_half_even),
         ("agents.base", base.geometric_count),
-        ("autotts_gym.voting", voting.majority),
-        ("autotts_gym.voting", voting.top_two),
-        ("autotts_gym.voting", voting.vote_counts),
-        ("autotts_gym.voting", voting.beta_confidence),
-        ("autotts_gym.voting", voting.vote_confidence),
+        ("autotts_gym.engine.voting", voting.majority),
+        ("autotts_gym.engine.voting", voting.top_two),
+        ("autotts_gym.engine.voting", voting.vote_counts),
+        ("autotts_gym.engine.voting", voting.beta_confidence),
+        ("autotts_gym.engine.voting", voting.vote_confidence),
     ]
     lines += [
         f"- from {module} import {fn.__name__}: {fn.__name__}{_signature(fn)}: {_first_paragraph(fn)}"

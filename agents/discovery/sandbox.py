@@ -25,7 +25,8 @@ from typing import Any
 
 from agents.discovery.checks import CandidateRejected, check_candidate
 from agents.discovery.traces import annotate, choose_episodes
-from autotts_gym.evaluation import make_options
+from autotts_gym.data.sources import load_store
+from autotts_gym.evaluation.evaluate import make_options
 from autotts_gym.isolation import (
     ContainerLimits,
     IsolationLimits,
@@ -33,7 +34,6 @@ from autotts_gym.isolation import (
     UnitFailed,
     evaluate_isolated,
 )
-from autotts_gym.sources import load_store
 
 CANDIDATE_FILE = "candidate.py"
 LOG_TAIL_CHARS = 4000

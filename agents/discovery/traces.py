@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
+from autotts_gym.data.store import QuestionData
 from autotts_gym.engine import EpisodeResult
-from autotts_gym.store import QuestionData
-from autotts_gym.voting import beta_confidence, majority, top_two
+from autotts_gym.engine.voting import beta_confidence, majority, top_two
 
 LEGEND = (
     "Trace notation: one line per run of same-kind actions; bJ:A = branch J revealed answer A; "
@@ -61,7 +61,7 @@ def choose_episodes(evaluations: Sequence[Any], k: int) -> list[tuple[int, int, 
     """Up to ``k`` informative episodes of one evaluated point, distinct questions.
 
     Args:
-        evaluations: :class:`~autotts_gym.evaluation.Evaluation` per split of the point.
+        evaluations: :class:`~autotts_gym.evaluation.evaluate.Evaluation` per split of the point.
         k: how many (about two thirds wrong answers, the rest most expensive).
 
     Returns:

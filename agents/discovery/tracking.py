@@ -26,8 +26,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from agents.discovery.history import RoundRecord
-from autotts_gym.plots import figure_png
-from autotts_gym.tracking import TensorBoardLog
+from autotts_gym.reporting.plots import figure_png
+from autotts_gym.reporting.tracking import TensorBoardLog
 
 RUN = "discovery"
 MAX_LABEL_CHARS = 20  # legend labels: longer ones squeeze the panel away

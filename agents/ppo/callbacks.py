@@ -18,8 +18,8 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from agents.ppo.config import TrainConfig
 from agents.ppo.policy import PPOController
-from autotts_gym.evaluation import EpisodeOptions, Evaluation, evaluate_many
-from autotts_gym.store import Split
+from autotts_gym.data.store import Split
+from autotts_gym.evaluation.evaluate import EpisodeOptions, Evaluation, evaluate_many
 
 EVAL_FIELDS = ("timesteps", "split", "accuracy", "tokens", "reward", "branches_opened", "episodes")
 
@@ -51,7 +51,7 @@ def _metrics(records: dict[str, np.ndarray], cost_weight: float) -> dict[str, fl
 
 class HeldOutEvalCallback(BaseCallback):
     """Every ``eval_freq`` timesteps (and at the end), evaluate the current policy with
-    :func:`autotts_gym.evaluation.evaluate_many` under ``options`` (release branch
+    :func:`autotts_gym.evaluation.evaluate.evaluate_many` under ``options`` (release branch
     orders, fixed seeds) on ``splits``, in this process.
 
     Logs ``eval/accuracy``, ``eval/tokens``, ``eval/reward``, ``eval/branches_opened``
@@ -159,7 +159,7 @@ class EpisodeStatsCallback(BaseCallback):
 
 
 class ProgressCallback(BaseCallback):
-    """A tqdm bar over environment steps on stderr (see :mod:`autotts_gym.progress`),
+    """A tqdm bar over environment steps on stderr (see :mod:`autotts_gym.utils.progress`),
     with the last training-time evaluation's accuracy and tokens in its postfix.
 
     Args:
@@ -177,7 +177,7 @@ class ProgressCallback(BaseCallback):
         self._shown: dict[str, float] | None = None
 
     def _on_training_start(self) -> None:
-        from autotts_gym.progress import progress_bar
+        from autotts_gym.utils.progress import progress_bar
 
         self.bar = progress_bar(self.total_timesteps, desc="train", unit="step", enabled=self.enabled)
 

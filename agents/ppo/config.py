@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autotts_gym.spaces import ObservationConfig
+from autotts_gym.envs.spaces import ObservationConfig
 
 ALGOS = ("maskable", "ppo")
 VEC_ENVS = ("dummy", "subproc")

@@ -2,7 +2,7 @@
 
 :class:`PolicyController` acts greedily with any function from an observation to action
 logits, on a bare :class:`~autotts_gym.engine.Episode`, through the env's own spaces
-(:class:`~autotts_gym.spaces.EpisodeObserver`, the incremental form of
+(:class:`~autotts_gym.envs.spaces.EpisodeObserver`, the incremental form of
 ``spaces.observe``/``spaces.action_mask``, and ``spaces.apply_action``). So the policy
 sees exactly the observations and masks it saw in ``AutoTTS-v0`` and gives the same
 per-episode results through either door.
@@ -34,7 +34,7 @@ from agents.base import Controller
 from agents.ppo.config import TrainConfig, config_path_for
 from agents.ppo.wrappers import admissible_or_fallback
 from autotts_gym.engine import Episode, EpisodeResult
-from autotts_gym.spaces import EpisodeObserver, ObservationConfig, apply_action
+from autotts_gym.envs.spaces import EpisodeObserver, ObservationConfig, apply_action
 
 Logits = Callable[[np.ndarray], np.ndarray]
 

@@ -33,9 +33,9 @@ from agents.ppo.callbacks import EpisodeStatsCallback, HeldOutEvalCallback, Prog
 from agents.ppo.config import CONFIG_NAME, TrainConfig
 from agents.ppo.policy import configure_torch
 from agents.ppo.wrappers import AdmissibleActionWrapper
-from autotts_gym.evaluation import EpisodeOptions
-from autotts_gym.sources import load_store
-from autotts_gym.store import Split, Store
+from autotts_gym.data.sources import load_store
+from autotts_gym.data.store import Split, Store
+from autotts_gym.evaluation.evaluate import EpisodeOptions
 
 
 @dataclass(frozen=True)

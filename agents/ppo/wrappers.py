@@ -26,7 +26,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from autotts_gym.spaces import ANSWER
+from autotts_gym.envs.spaces import ANSWER
 
 FALLBACK_ACTION = ANSWER
 

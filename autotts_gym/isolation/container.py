@@ -43,17 +43,16 @@ import tempfile
 import time
 from dataclasses import dataclass
 from functools import cache
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 # Modules the staged runtime holds: (package-relative source, staged path). Controllers
-# import agents.base, autotts_gym.voting and (for the protocol's names) autotts_gym.engine;
-# the library's own controllers are there too. None of them holds data.
+# import agents.base, autotts_gym.engine.voting (or its alias autotts_gym.voting) and the
+# protocol's names from autotts_gym.engine; the library's own controllers are there too.
+# None of them holds data.
 _RUNTIME_FILES = (
-    ("autotts_gym/protocol.py", "autotts_gym/protocol.py"),
-    ("autotts_gym/controller.py", "autotts_gym/controller.py"),
+    *((f"autotts_gym/engine/{m}.py", f"autotts_gym/engine/{m}.py") for m in ("protocol", "controller", "voting", "views", "speedups")),
     ("autotts_gym/voting.py", "autotts_gym/voting.py"),
-    ("autotts_gym/views.py", "autotts_gym/views.py"),
-    ("autotts_gym/speedups.py", "autotts_gym/speedups.py"),
     ("autotts_gym/isolation/wire.py", "autotts_gym/isolation/wire.py"),
     ("autotts_gym/isolation/client.py", "autotts_gym/isolation/client.py"),
     ("agents/base.py", "agents/base.py"),
@@ -64,12 +63,16 @@ _GENERATED = {
     "autotts_gym/__init__.py": '"""autotts-gym, as an isolated controller sees it: the protocol and voting only."""\n',
     "autotts_gym/isolation/__init__.py": "",
     "agents/__init__.py": '"""Controllers (the base class only, inside the sandbox)."""\n',
-    "autotts_gym/engine.py": (
+    "autotts_gym/engine/__init__.py": (
         '"""The engine\'s public names, as an isolated controller sees them: the protocol only\n'
         '(the engine itself runs in another process)."""\n\n'
-        "from autotts_gym.isolation.client import RemoteEpisode as Episode  # noqa: F401\n"
-        "from autotts_gym.protocol import *  # noqa: F401,F403\n"
-        "from autotts_gym.protocol import BudgetExceeded, EpisodeResult, InvalidAction  # noqa: F401\n"
+        "from autotts_gym.engine.protocol import *  # noqa: F401,F403\n"
+        "from autotts_gym.engine.protocol import BudgetExceeded, EpisodeResult, InvalidAction  # noqa: F401\n"
+        "\n\ndef __getattr__(name):  # Episode on first use: the client imports this package\n"
+        "    if name == 'Episode':\n"
+        "        from autotts_gym.isolation.client import RemoteEpisode\n\n"
+        "        return RemoteEpisode\n"
+        "    raise AttributeError(name)\n"
     ),
 }
 # Third-party packages the runtime imports (their site-packages folders are mounted).
@@ -135,10 +138,14 @@ def stage_runtime(folder: Path, source: str) -> Path:
         target = root / "lib" / dst
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(repo / src, target)
+        for suffix in EXTENSION_SUFFIXES:  # its compiled build, if installed
+            compiled = (repo / src).with_suffix(suffix)
+            if compiled.exists():
+                shutil.copyfile(compiled, target.with_suffix(suffix))
     for dst, text in _GENERATED.items():
         (root / "lib" / dst).write_text(text)
-    for ext in (repo / "autotts_gym").glob("_speedups*.so"):
-        shutil.copyfile(ext, root / "lib" / "autotts_gym" / ext.name)
+    for ext in (repo / "autotts_gym" / "engine").glob("_speedups*.so"):
+        shutil.copyfile(ext, root / "lib" / "autotts_gym" / "engine" / ext.name)
     (root / "candidate.py").write_text(source, encoding="utf-8")
     # Beta confidences computed here, so the container need not load scipy to vote.
     (root / "confidence.json").write_text(json.dumps(_confidences()))
@@ -149,7 +156,7 @@ def stage_runtime(folder: Path, source: str) -> Path:
 
 @cache
 def _confidences() -> list[list[float]]:
-    from autotts_gym.voting import confidence_table
+    from autotts_gym.engine.voting import confidence_table
 
     return confidence_table(CONFIDENCE_VOTES)
 
@@ -391,6 +398,19 @@ class Container:
                 except OSError:
                     pass
         return found
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds used so far by the container's live processes and the children they
+        reaped (the zygote reaps every unit's process)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.processes():
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    total += sum(map(int, fh.read().rsplit(")", 1)[1].split()[11:15]))  # utime .. cstime
+            except OSError:
+                pass
+        return total / tick
 
     def log_tail(self, chars: int = 4000) -> str:
         """The end of what the container printed."""

@@ -24,12 +24,12 @@ import struct
 from array import array
 from typing import Any
 
-from autotts_gym.protocol import PUBLIC_ACTIONS
+from autotts_gym.engine.protocol import PUBLIC_ACTIONS
 
 MAX_FRAME_BYTES = 16 * 2**20
 _HEADER = struct.Struct(">I")
 
-# Operation codes: the actions of autotts_gym.protocol.PUBLIC_ACTIONS, END and FAIL.
+# Operation codes: the actions of autotts_gym.engine.protocol.PUBLIC_ACTIONS, END and FAIL.
 BRANCH, CONTINUE, PROBE, PRUNE, ANSWER = 0, 1, 2, 3, 4
 OPEN_AND_PROBE, OPEN_AND_PROBE_MANY, CONTINUE_AND_PROBE, CONTINUE_AND_PROBE_MANY = 5, 6, 7, 8
 READ_WHOLE, READ_WHOLE_MANY, END, FAIL = 9, 10, 11, 12
@@ -131,7 +131,7 @@ def unpack_requests(payload: bytes) -> list[list]:
         strings = json.loads(payload[end:])
     except (ValueError, RecursionError):
         raise ChannelError("a batch's strings are not a JSON list") from None
-    if type(strings) is not list or not all(type(x) is str for x in strings):
+    if type(strings) is not list or set(map(type, strings)) - {str}:
         raise ChannelError("a batch's strings are not a list of strings")
     out = []
     i = 0

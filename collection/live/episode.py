@@ -23,8 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from autotts_gym.engine import Episode
-from autotts_gym.protocol import ACTIVE, InvalidAction
-from autotts_gym.recorded import HookedEpisode
+from autotts_gym.engine.protocol import ACTIVE, InvalidAction
+from autotts_gym.engine.recorded import HookedEpisode
 from collection.generation import Completion, Request
 from collection.live.pool import CHUNK, PROBE, Need, QuestionPool
 

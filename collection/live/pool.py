@@ -23,8 +23,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from autotts_gym.protocol import NO_ANSWER_ID
-from autotts_gym.store import NO_ANSWER
+from autotts_gym.data.store import NO_ANSWER
+from autotts_gym.engine.protocol import NO_ANSWER_ID
 from collection.answers import AnswerCanonicalizer, extract_boxed
 from collection.config import CollectConfig
 from collection.generation import Completion, Request, derive_seed

@@ -30,8 +30,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from autotts_gym.recorded import NOT_GENERATED, RECORDED_KEY
-from autotts_gym.store import NO_ANSWER, Split, SplitInfo, Store
+from autotts_gym.data.store import NO_ANSWER, Split, SplitInfo, Store
+from autotts_gym.engine.recorded import NOT_GENERATED, RECORDED_KEY
 from collection.answers import normalize_answer
 from collection.live.pool import QuestionPool
 from collection.questions import Question

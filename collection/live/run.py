@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from autotts_gym.evaluation import RECORD_FIELDS, Summary, summarize
-from autotts_gym.store import SplitInfo
+from autotts_gym.data.store import SplitInfo
+from autotts_gym.evaluation.evaluate import RECORD_FIELDS, Summary, summarize
 from collection.config import CollectConfig, ConfigError
 from collection.generation import Generator
 from collection.live.recording import build_recorded_split, load_pools, save_pool, write_recorded_store
@@ -283,7 +283,7 @@ def _mean(values: np.ndarray) -> float:
 
 def summary_lines(summary: LiveSummary) -> list[str]:
     """The closing lines ``autotts run`` prints (the evaluate line, then the live figures)."""
-    from autotts_gym.reporting import fmt_tokens, summary_line
+    from autotts_gym.reporting.tables import fmt_tokens, summary_line
 
     s = summary
     cached = "n/a" if s.cached_prompt_tokens is None else fmt_tokens(s.cached_prompt_tokens)

@@ -23,8 +23,8 @@ from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from autotts_gym.orders import branch_order
-from autotts_gym.protocol import EpisodeResult
+from autotts_gym.engine.protocol import EpisodeResult
+from autotts_gym.evaluation.orders import branch_order
 from collection.config import CollectConfig
 from collection.generation import Completion, Generator, Request
 from collection.live.episode import LiveEpisode, LiveStats, Requester

@@ -24,8 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from autotts_gym.orders import branch_order
-from autotts_gym.protocol import EpisodeResult
+from autotts_gym.engine.protocol import EpisodeResult
+from autotts_gym.evaluation.orders import branch_order
 from collection.config import CollectConfig
 from collection.live.endpoints import AsyncEndpoints
 from collection.live.episode import LiveEpisode, LiveStats, Observer

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.base import Controller, clip01, round_half_even
-from autotts_gym.voting import majority, vote_confidence
+from autotts_gym.engine.voting import majority, vote_confidence
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.base import Controller, clip01, round_half_even
-from autotts_gym.voting import beta_confidence, top_two
+from autotts_gym.engine.voting import beta_confidence, top_two
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,13 @@ from agents.discovery.prompt import PromptSettings, build_prompt
 from agents.discovery.proposers import ScriptedProposer
 from agents.discovery.sandbox import SandboxLimits
 from agents.discovery.traces import annotate, choose_episodes, render_trace, render_traces
-from autotts_gym.cli import main
+from autotts_gym.cli.main import main
+from autotts_gym.data.store import Split, SplitInfo, Store
+from autotts_gym.data.synthetic import generate_split
 from autotts_gym.engine import Episode
-from autotts_gym.evaluation import evaluate_many, make_options
+from autotts_gym.evaluation.evaluate import evaluate_many, make_options
 from autotts_gym.isolation.client import RemoteEpisode
-from autotts_gym.reporting import fmt_tokens
-from autotts_gym.store import Split, SplitInfo, Store
-from autotts_gym.synthetic import generate_split
+from autotts_gym.reporting.tables import fmt_tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "discovery" / "examples"

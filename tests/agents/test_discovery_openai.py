@@ -15,9 +15,9 @@ import pytest
 
 from agents.discovery.history import load_history
 from agents.discovery.proposers import PriceTable, ProposerError, make_proposer
-from autotts_gym.cli import main
-from autotts_gym.store import Store
-from autotts_gym.synthetic import generate_split
+from autotts_gym.cli.main import main
+from autotts_gym.data.store import Store
+from autotts_gym.data.synthetic import generate_split
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "discovery" / "examples"
 PROMPT_TOKENS, COMPLETION_TOKENS = 1234, 567

@@ -17,9 +17,9 @@ from agents.cmc import ConfidenceMomentum
 from agents.discovery.checks import check_candidate
 from agents.dsr import DepthSyncRace, Memory, leader
 from agents.registry import load_module_from_file, make_controller
-from autotts_gym.evaluation import evaluate_many, make_options, monotonicity_violations, sweep
-from autotts_gym.sources import load_store
-from autotts_gym.synthetic import default_store
+from autotts_gym.data.sources import load_store
+from autotts_gym.data.synthetic import default_store
+from autotts_gym.evaluation.evaluate import evaluate_many, make_options, monotonicity_violations, sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 BETAS = [i / 20 for i in range(21)]

@@ -15,9 +15,9 @@ import pytest
 from agents.discovery.checks import check_candidate
 from agents.dsr_lock import LockedDepthSyncRace
 from agents.registry import load_module_from_file, make_controller
-from autotts_gym.evaluation import make_options, monotonicity_violations, sweep
-from autotts_gym.sources import load_store
-from autotts_gym.synthetic import default_store
+from autotts_gym.data.sources import load_store
+from autotts_gym.data.synthetic import default_store
+from autotts_gym.evaluation.evaluate import make_options, monotonicity_violations, sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUND_17 = ROOT / "discovery" / "runs" / "beat-cmc" / "round-017" / "candidate.py"

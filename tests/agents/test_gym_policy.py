@@ -10,11 +10,11 @@ import pytest
 import autotts_gym  # noqa: F401  (registers AutoTTS-v0)
 from agents.base import Controller
 from agents.gym_policy import ACTIONS, VIEWS, EnvEpisode, run_controller_in_env
+from autotts_gym.data.sources import load_store
+from autotts_gym.data.store import Split
 from autotts_gym.engine import Episode, EpisodeResult, InvalidAction
-from autotts_gym.orders import branch_order
-from autotts_gym.sources import load_store
-from autotts_gym.store import Split
-from autotts_gym.voting import majority, vote_confidence
+from autotts_gym.engine.voting import majority, vote_confidence
+from autotts_gym.evaluation.orders import branch_order
 
 REAL_SPLIT = ("Qwen3-4B", "aime25.json")  # under the release folder
 PAIRS = [(0, 0), (3, 7), (11, 42), (17, 99), (29, 5)]

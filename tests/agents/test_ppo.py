@@ -18,12 +18,12 @@ from agents.ppo.policy import PPOController, load_sb3_model  # noqa: E402
 from agents.ppo.train import build_model, make_vec_env, prepare, train  # noqa: E402
 from agents.ppo.wrappers import AdmissibleActionWrapper, admissible_or_fallback  # noqa: E402
 from agents.registry import make_controller  # noqa: E402
-from autotts_gym.cli import main as cli_main  # noqa: E402
+from autotts_gym.cli.main import main as cli_main  # noqa: E402
+from autotts_gym.data.sources import load_store  # noqa: E402
+from autotts_gym.data.store import Split, SplitInfo, Store  # noqa: E402
 from autotts_gym.engine import Episode, EpisodeResult  # noqa: E402
-from autotts_gym.evaluation import EpisodeOptions, evaluate_many  # noqa: E402
-from autotts_gym.sources import load_store  # noqa: E402
-from autotts_gym.spaces import ANSWER, EpisodeObserver, ObservationConfig, apply_action  # noqa: E402
-from autotts_gym.store import Split, SplitInfo, Store  # noqa: E402
+from autotts_gym.envs.spaces import ANSWER, EpisodeObserver, ObservationConfig, apply_action  # noqa: E402
+from autotts_gym.evaluation.evaluate import EpisodeOptions, evaluate_many  # noqa: E402
 
 COST_WEIGHT = 2e-4  # a whole branch (2000 tokens) costs 0.4, one interval plus a probe 0.02
 MAX_BRANCHES = 8

@@ -11,8 +11,8 @@ import pytest
 
 from agents.discovery.checks import CandidateRejected, check_candidate, extract_code
 from agents.discovery.sandbox import SandboxLimits, SweepJob, evaluate_candidate
-from autotts_gym.store import Store
-from autotts_gym.synthetic import generate_split
+from autotts_gym.data.store import Store
+from autotts_gym.data.synthetic import generate_split
 
 GOOD_RUN = """\
 finals = [episode.read_whole()[1] for _ in range(min(self.k, episode.num_available))]
@@ -31,7 +31,7 @@ def candidate(
     )
     return (
         f"{doc}from __future__ import annotations\n\nfrom dataclasses import dataclass\n\n"
-        f"from agents.base import Controller\nfrom autotts_gym.voting import majority\n{header}\n{top}\n\n"
+        f"from agents.base import Controller\nfrom autotts_gym.engine.voting import majority\n{header}\n{top}\n\n"
         "@dataclass(frozen=True)\nclass ReadK(Controller):\n    name = 'read-k'\n    k: int = 2\n\n"
         f"{family}    def run(self, episode):\n{textwrap.indent(run, '        ')}"
     )
@@ -96,7 +96,7 @@ def test_valid_candidate_is_evaluated_on_every_point(job):
         ("pass\n", "from os import path", "forbidden-import", "'os'"),
         ("pass\n", "import socket", "forbidden-import", "'socket'"),
         ("pass\n", "import subprocess", "forbidden-import", "'subprocess'"),
-        ("pass\n", "from autotts_gym.store import load_store", "forbidden-import", "autotts_gym.store"),
+        ("pass\n", "from autotts_gym.data.store import load_store", "forbidden-import", "autotts_gym.data.store"),
         ("pass\n", "from autotts_gym.engine import QuestionData", "forbidden-import", "QuestionData"),
         ("pass\n", "import agents.base", "forbidden-import", "from agents.base import"),
         ("pass\n", "from math import *", "forbidden-import", "import *"),
@@ -238,7 +238,7 @@ from typing import Any, NamedTuple
 
 from agents.base import Controller, clip01, geometric_count
 from autotts_gym.engine import ACTIVE, FINISHED
-from autotts_gym.voting import beta_confidence, top_two
+from autotts_gym.engine.voting import beta_confidence, top_two
 
 Point = namedtuple("Point", "branch answer")
 

@@ -12,9 +12,9 @@ import pytest
 
 import autotts_gym  # noqa: F401  (registers AutoTTS-v0)
 from agents.registry import METHODS, make_controller, parse_method_spec
-from autotts_gym.cli import main
+from autotts_gym.cli.main import main
 from autotts_gym.engine import InvalidAction
-from autotts_gym.evaluation import make_options
+from autotts_gym.evaluation.evaluate import make_options
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:

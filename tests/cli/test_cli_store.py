@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from autotts_gym.cli import main
-from autotts_gym.store import Store
+from autotts_gym.cli.main import main
+from autotts_gym.data.store import Store
 
 
 def write_release(path: Path, questions: int = 2, gold: object = "2") -> Path:

@@ -1,6 +1,6 @@
 """The README's main job: ``autotts demo`` on the embedded store, offline."""
 
-from autotts_gym.cli import main
+from autotts_gym.cli.main import main
 
 
 def test_demo_prints_a_row_per_policy(capsys):

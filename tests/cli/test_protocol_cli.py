@@ -12,11 +12,11 @@ import json
 import pytest
 
 from agents.registry import make_controller
-from autotts_gym.cli import main
-from autotts_gym.evaluation import evaluate
-from autotts_gym.orders import release_order
-from autotts_gym.plots import png_size
-from autotts_gym.sources import load_store
+from autotts_gym.cli.main import main
+from autotts_gym.data.sources import load_store
+from autotts_gym.evaluation.evaluate import evaluate
+from autotts_gym.evaluation.orders import release_order
+from autotts_gym.reporting.plots import png_size
 
 SPLIT = "Qwen3-4B/aime24"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -27,7 +27,7 @@ USER_FILE = '''
 from dataclasses import dataclass
 
 from agents.base import Controller
-from autotts_gym.voting import majority
+from autotts_gym.engine.voting import majority
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autotts_gym.store import NO_ANSWER, Store, StoreError
+from autotts_gym.data.store import NO_ANSWER, Store, StoreError
 from collection.answers import AnswerCanonicalizer, extract_boxed, normalize_answer
 from collection.collect import add_arguments, collect, config_from_args, parse_engine_args
 from collection.config import CollectConfig, ConfigError
@@ -339,7 +339,7 @@ def test_probe_confidence_survives_the_store_round_trip(tmp_path):
 # ---------------------------------------------------------------- bounds (issue 13)
 def test_the_collectors_store_passes_the_bounds_with_room(tmp_path):
     """The writer's store is checked on save and on load; its probe counts sit in [T/Delta - 1, T/Delta]."""
-    from autotts_gym.validation import check_split
+    from autotts_gym.data.validation import check_split
 
     store = collect(_config(tmp_path, max_tokens=33), make_generator=FakeGenerator, make_prompts=CharPrompts)
     split = Store.load(store.path).splits[0]
@@ -350,7 +350,7 @@ def test_the_collectors_store_passes_the_bounds_with_room(tmp_path):
 
 
 def test_overlong_answers_become_err_so_the_store_stays_in_bounds():
-    from autotts_gym.validation import MAX_ANSWER_CHARS
+    from autotts_gym.data.validation import MAX_ANSWER_CHARS
 
     canon = AnswerCanonicalizer("5", use_math_verify=False)
     assert canon("1" * MAX_ANSWER_CHARS) == "1" * MAX_ANSWER_CHARS

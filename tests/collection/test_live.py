@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from agents.registry import make_controller
-from autotts_gym.evaluation import evaluate
-from autotts_gym.recorded import NOT_GENERATED, NotRecorded
-from autotts_gym.store import Store
+from autotts_gym.data.store import Store
+from autotts_gym.engine.recorded import NOT_GENERATED, NotRecorded
+from autotts_gym.evaluation.evaluate import evaluate
 from collection.config import CollectConfig
 from collection.generation import Completion, Request
 from collection.live.run import live_run

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from agents.registry import make_controller
-from autotts_gym.evaluation import evaluate
-from autotts_gym.store import Store
+from autotts_gym.data.store import Store
+from autotts_gym.evaluation.evaluate import evaluate
 from collection.config import CollectConfig
 from collection.live.run import live_run
 from collection.live.runner import LiveOptions
@@ -136,7 +136,7 @@ def server(cpu_env, tiny_model, scratch):
 
 
 def test_run_against_a_server_then_kill_it_then_resume(server, engine, tiny_model, questions_file, scratch):
-    from autotts_gym.cli import main
+    from autotts_gym.cli.main import main
 
     process, port = server
     out = scratch / "live" / "served"

@@ -7,9 +7,9 @@ import autotts_gym  # noqa: F401
 from agents.base import Controller
 from agents.gym_policy import run_controller_in_env
 from agents.registry import METHODS, make_controller
+from autotts_gym.data.sources import load_store
 from autotts_gym.engine import BudgetExceeded, Episode
-from autotts_gym.orders import branch_order
-from autotts_gym.sources import load_store
+from autotts_gym.evaluation.orders import branch_order
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_budget_ends_episode_identically_through_both_doors(split, method, budge
 
 
 def split_store(split):
-    from autotts_gym.store import Store
+    from autotts_gym.data.store import Store
 
     return Store([split])
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import pytest
 
+from autotts_gym.data.store import QuestionData, Split, SplitInfo
 from autotts_gym.engine import BudgetExceeded, Episode
-from autotts_gym.store import QuestionData, Split, SplitInfo
 
 DELTA = 100
 POOL = [

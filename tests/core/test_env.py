@@ -8,10 +8,10 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import autotts_gym  # noqa: F401  (registers AutoTTS-v0)
+from autotts_gym.data.store import Split, SplitInfo, Store
 from autotts_gym.engine import InvalidAction
-from autotts_gym.env import AutoTTSEnv
-from autotts_gym.orders import branch_order
-from autotts_gym.spaces import (
+from autotts_gym.envs.autotts_env import AutoTTSEnv
+from autotts_gym.envs.spaces import (
     ANSWER,
     BRANCH,
     BRANCH_FEATURES,
@@ -20,7 +20,7 @@ from autotts_gym.spaces import (
     encode_action,
     split_observation,
 )
-from autotts_gym.store import Split, SplitInfo, Store
+from autotts_gym.evaluation.orders import branch_order
 
 
 def tiny_store() -> Store:

@@ -1,4 +1,4 @@
-"""The 95% intervals of a summary (autotts_gym.evaluation): percentile bootstrap over
+"""The 95% intervals of a summary (autotts_gym.evaluation.evaluate): percentile bootstrap over
 questions, checked against the exact bootstrap distribution and for coverage on
 simulated questions whose accuracy and cost differ from question to question."""
 
@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from autotts_gym.evaluation import bootstrap_ci, summarize
+from autotts_gym.evaluation.evaluate import bootstrap_ci, summarize
 
 
 def test_bootstrap_ci_is_the_exact_95_percent_percentile_interval():

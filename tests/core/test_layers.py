@@ -48,7 +48,7 @@ def test_no_import_cycles():
 @pytest.mark.parametrize("argv", [["--help"], ["info", "default"]])
 def test_the_command_line_stays_light(argv):
     code = (
-        "import sys, io, contextlib\nfrom autotts_gym.cli import main\n"
+        "import sys, io, contextlib\nfrom autotts_gym.cli.main import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n    try:\n        main(sys.argv[1:])\n"
         "    except SystemExit:\n        pass\n"
         "print(sorted(m for m in ('torch', 'matplotlib', 'tensorboard', 'stable_baselines3', 'agents.cmc') if m in sys.modules))"

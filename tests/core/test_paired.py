@@ -1,4 +1,4 @@
-"""Paired comparisons (autotts_gym/paired.py) and ``autotts compare --against``."""
+"""Paired comparisons (autotts_gym/reporting/paired.py) and ``autotts compare --against``."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ import numpy as np
 import pytest
 
 from agents.registry import make_controller
-from autotts_gym.cli import main
-from autotts_gym.evaluation import evaluate_many, make_options
-from autotts_gym.paired import (
+from autotts_gym.cli.main import main
+from autotts_gym.data.sources import load_store
+from autotts_gym.evaluation.evaluate import evaluate_many, make_options
+from autotts_gym.reporting.paired import (
     QuestionTable,
     accuracy_interval,
     compare_against,
     format_paired,
     matched_difference,
 )
-from autotts_gym.sources import load_store
 
 
 def table(label, accuracy, tokens):

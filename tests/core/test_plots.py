@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import matplotlib.colors as mcolors
 
-from autotts_gym.plots import METHOD_COLORS, method_color, pareto_figure
-from autotts_gym.reporting import PoolReference
+from autotts_gym.reporting.plots import METHOD_COLORS, method_color, pareto_figure
+from autotts_gym.reporting.tables import PoolReference
 
 
 def summary(method: str, accuracy: float, tokens: float, beta: float | None = None) -> dict:

@@ -31,10 +31,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import autotts_gym  # noqa: F401  (registers AutoTTS-v0)
+from autotts_gym.data.store import Split, SplitInfo, Store
 from autotts_gym.engine import Episode, InvalidAction
-from autotts_gym.spaces import ANSWER, READ_WHOLE, ObservationConfig, apply_action, decode_action, observe
-from autotts_gym.store import Split, SplitInfo, Store
-from autotts_gym.voting import beta_confidence
+from autotts_gym.engine.voting import beta_confidence
+from autotts_gym.envs.spaces import ANSWER, READ_WHOLE, ObservationConfig, apply_action, decode_action, observe
 
 REAL_SPLIT = ("Qwen3-8B", "aime24.json")  # under the release folder
 ALPHABET = ("1", "2", "3", "ERR")
@@ -249,7 +249,7 @@ def test_synthetic_random_episodes_keep_invariants(split_raw, options, budget, m
 
 @lru_cache(maxsize=1)
 def real_split(path: Path) -> tuple[Store, Raw]:
-    from autotts_gym.release import import_release
+    from autotts_gym.data.release import import_release
 
     items = json.loads(path.read_text())
     raw = [[(list(b[0]), int(b[1]), b[2]) for b in item["each_branch"]] for item in items]

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from autotts_gym.release import find_release_files, import_release, read_release_file
-from autotts_gym.store import StoreError
+from autotts_gym.data.release import find_release_files, import_release, read_release_file
+from autotts_gym.data.store import StoreError
 
 
 def release_question(text: str = "What is 1+1?") -> dict[str, Any]:
@@ -329,7 +329,7 @@ def test_invalid_utf8_names_question_and_field(tmp_path):
 
 
 def test_probe_freq_out_of_range_is_refused_before_evaluation(tmp_path):
-    from autotts_gym.sources import load_store
+    from autotts_gym.data.sources import load_store
 
     path = write_json(tmp_path / "M" / "bench.json", two_questions(_set("probe_freq", 10**30)))
     with pytest.raises(StoreError, match=r"question 1, field 'probe_freq': is out of range"):
@@ -369,7 +369,7 @@ def test_cli_import_prints_one_line_and_no_traceback(tmp_path, make):
 
 def test_every_real_release_file_is_within_the_bounds(release):
     """Each real file imports; its figures (docs/store-format.md) sit inside the bounds, an interval of margin or more."""
-    from autotts_gym import validation as v
+    from autotts_gym.data import validation as v
 
     files = sorted(release.glob("*/*.json"))
     assert len(files) == 8

@@ -6,10 +6,11 @@ import json
 
 import pytest
 
-from autotts_gym.methods import MethodSpec, parse_betas, parse_method_spec, sweep_specs
-from autotts_gym.plots import figure_png, pareto_figure, png_size, save_pareto
-from autotts_gym.published import check_reproduction, reproduction_targets
-from autotts_gym.reporting import (
+from autotts_gym.cli.methods import MethodSpec, parse_betas, parse_method_spec, sweep_specs
+from autotts_gym.data.store import Split, SplitInfo, Store
+from autotts_gym.reporting.plots import figure_png, pareto_figure, png_size, save_pareto
+from autotts_gym.reporting.published import check_reproduction, reproduction_targets
+from autotts_gym.reporting.tables import (
     Table1,
     Table1Row,
     build_table1,
@@ -22,7 +23,6 @@ from autotts_gym.reporting import (
     write_summaries_csv,
     write_table1,
 )
-from autotts_gym.store import Split, SplitInfo, Store
 
 
 def summary(model="m", benchmark="b", method="sc", beta=None, accuracy=50.0, tokens=1000.0, params=None):

@@ -4,7 +4,7 @@ Every AIME24 and AIME25 cell of the four models x six rows (SC@64, ASC, ESC,
 Parallel-Probe, CMC at beta 0.5 and 1.0) must come out within 0.1 point of accuracy
 (plus 0.05 for the table's rounding) and 0.1% of tokens of the published figure, or of
 the release code's figure in the four cells where the published table differs from it
-(see :mod:`autotts_gym.published`). The whole matrix (100 seeds) runs in one
+(see :mod:`autotts_gym.reporting.published`). The whole matrix (100 seeds) runs in one
 ``run_table1`` call, the same path ``autotts table`` and the example take.
 """
 
@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import pytest
 
-from autotts_gym.evaluation import make_options
-from autotts_gym.methods import TABLE1_ROWS, run_table1
-from autotts_gym.published import ROWS, check_reproduction, format_checks
-from autotts_gym.reporting import format_table1
+from autotts_gym.cli.methods import TABLE1_ROWS, run_table1
+from autotts_gym.evaluation.evaluate import make_options
+from autotts_gym.reporting.published import ROWS, check_reproduction, format_checks
+from autotts_gym.reporting.tables import format_table1
 
 MODELS = ("Qwen3-0.6B", "Qwen3-1.7B", "Qwen3-4B", "Qwen3-8B")
 

@@ -15,12 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autotts_gym import engine, speedups, voting
-from autotts_gym.engine import Episode, InvalidAction
-from autotts_gym.evaluation import make_options
-from autotts_gym.methods import TABLE1_ROWS, parse_method_spec
-from autotts_gym.store import Split, SplitInfo
-from autotts_gym.synthetic import default_store
+from autotts_gym.cli.methods import TABLE1_ROWS, parse_method_spec
+from autotts_gym.data.store import Split, SplitInfo
+from autotts_gym.data.synthetic import default_store
+from autotts_gym.engine import Episode, InvalidAction, speedups, voting
+from autotts_gym.engine import episode as engine
+from autotts_gym.evaluation.evaluate import make_options
 
 ALPHABET = ("1", "2", "3", "ERR")
 
@@ -252,7 +252,7 @@ def test_controllers_identical_on_the_default_store(pure_python):
 
 
 def test_controllers_identical_on_a_release_split(release, pure_python):
-    from autotts_gym.sources import load_store
+    from autotts_gym.data.sources import load_store
 
     split = next(iter(load_store(release / "Qwen3-1.7B" / "aime24.json")))
     fast = run_rows(split, seeds=2)

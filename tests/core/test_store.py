@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from autotts_gym.sources import load_store
-from autotts_gym.store import Split, SplitInfo, Store, StoreError
+from autotts_gym.data.sources import load_store
+from autotts_gym.data.store import Split, SplitInfo, Store, StoreError
 
 DELTA = 500
 
@@ -337,8 +337,8 @@ def test_parquet_missing_column_is_named(tmp_path):
 def test_one_broken_split_blocks_only_what_asks_for_it(tmp_path, capsys):
     """A corrupted Parquet file in one split: the others still load, in the library and
     through every command that names them; asking for the broken one names its file."""
-    from autotts_gym.cli import main
-    from autotts_gym.synthetic import generate_split
+    from autotts_gym.cli.main import main
+    from autotts_gym.data.synthetic import generate_split
 
     folder = tmp_path / "store"
     Store([generate_split(3, 8, 0, model="M", benchmark="good"), generate_split(3, 8, 1, model="M", benchmark="bad")]).save(folder)

@@ -7,11 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from autotts_gym.calibration import calibration_stats, expected_accuracy, fit_diagnostics
-from autotts_gym.cli import main as cli_main
-from autotts_gym.engine import Episode
-from autotts_gym.store import Split, Store
-from autotts_gym.synthetic import (
+from autotts_gym.cli.main import main as cli_main
+from autotts_gym.data.store import Split, Store
+from autotts_gym.data.synthetic import (
     COUNT_OFFSETS,
     DEFAULT_PROFILE,
     PROFILES,
@@ -20,6 +18,8 @@ from autotts_gym.synthetic import (
     generate_split,
     get_profile,
 )
+from autotts_gym.engine import Episode
+from benchmarks.calibration_stats import calibration_stats, expected_accuracy, fit_diagnostics
 
 RELEASE_MODELS = {"qwen3-0.6b-like": "Qwen3-0.6B", "qwen3-1.7b-like": "Qwen3-1.7B", "qwen3-4b-like": "Qwen3-4B", "qwen3-8b-like": "Qwen3-8B"}
 
@@ -216,7 +216,7 @@ def test_fit_diagnostics_are_shares():
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 def test_targets_are_the_release_statistics(release, profile):
-    from autotts_gym.release import read_release_file
+    from autotts_gym.data.release import read_release_file
 
     model = RELEASE_MODELS[profile]
     real = calibration_stats(read_release_file(release / model / "aime24.json", model, "aime24"))

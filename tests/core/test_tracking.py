@@ -8,9 +8,9 @@ import json
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from autotts_gym.cli import main
-from autotts_gym.plots import png_size
-from autotts_gym.tracking import TensorBoardLog, beta_step
+from autotts_gym.cli.main import main
+from autotts_gym.reporting.plots import png_size
+from autotts_gym.reporting.tracking import TensorBoardLog, beta_step
 
 SPLIT = "synthetic/search"
 

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from autotts_gym import voting
-from autotts_gym.evaluation import EpisodeOptions
-from autotts_gym.orders import branch_order, release_order
-from autotts_gym.synthetic import default_store
+from autotts_gym.data.synthetic import default_store
+from autotts_gym.engine import voting
+from autotts_gym.evaluation.evaluate import EpisodeOptions
+from autotts_gym.evaluation.orders import branch_order, release_order
 
 
 # ------------------------------------------------------------------------ majority

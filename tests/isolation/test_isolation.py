@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 
 from agents.discovery.sandbox import SandboxLimits, SweepJob, evaluate_candidate
+from autotts_gym.data.sources import load_store
 from autotts_gym.engine import Episode, InvalidAction
 from autotts_gym.isolation import support
-from autotts_gym.sources import load_store
 
 if support() is not None and os.environ.get("AUTOTTS_REQUIRE_ISOLATION"):
     raise RuntimeError(f"AUTOTTS_REQUIRE_ISOLATION is set but this machine cannot isolate: {support()}")
@@ -92,7 +92,7 @@ def candidate(run: str, top: str = "", header: str = "") -> str:
     return (
         '"""A hostile test candidate."""\n\nfrom __future__ import annotations\n\n'
         f"from dataclasses import dataclass\n\nfrom agents.base import Controller\n"
-        f"from autotts_gym.voting import majority\n{header}\n{top}\n\n"
+        f"from autotts_gym.engine.voting import majority\n{header}\n{top}\n\n"
         "@dataclass(frozen=True)\nclass Hostile(Controller):\n    name = 'hostile'\n    k: int = 2\n\n"
         "    @staticmethod\n    def schedule(beta):\n        return {'k': 2 + round(4 * beta)}\n\n"
         f"    def run(self, episode):\n{textwrap.indent(run, '        ')}"
@@ -184,7 +184,7 @@ for obj in gc.get_objects():
                 found.append(x)
 for name, mod in list(sys.modules.items()):
     for v in list(vars(mod).values()):
-        if type(v).__module__ in ("autotts_gym.store", "autotts_gym.release", "autotts_gym.evaluation"):
+        if type(v).__module__ in ("autotts_gym.data.store", "autotts_gym.data.release", "autotts_gym.evaluation.evaluate"):
             found.append(type(v).__name__)
 for o in gc.get_objects():
     t = type(o)
@@ -310,7 +310,7 @@ def test_the_engine_refuses_fake_answers_too(store_file):
 
 # ---------------------------------------------------------------- tampering, monkeypatching
 TAMPER = """\
-import autotts_gym.voting as voting, autotts_gym.engine as engine, agents.base as base
+import autotts_gym.engine.voting as voting, autotts_gym.engine as engine, agents.base as base
 finals = [episode.read_whole()[1] for _ in range(min(self.k, episode.num_available))]
 honest = majority(finals)[0]
 voting.majority = lambda *a, **k: (0, 99, 0)
@@ -334,7 +334,7 @@ def test_monkeypatching_and_mirror_tampering_change_nothing_that_counts(job, hon
 
 def test_a_hostile_candidate_cannot_change_builtin_scores_in_the_same_process(job, honest_before, store_file):
     from agents.registry import make_controller
-    from autotts_gym.evaluation import evaluate_many, make_options
+    from autotts_gym.evaluation.evaluate import evaluate_many, make_options
 
     split = load_store(store_file).splits[0]
     options = make_options(3)
@@ -614,7 +614,7 @@ def test_the_ordinary_users_way_user_namespaces(job, honest_before, store_file, 
 USER_FILE = '''
 from dataclasses import dataclass
 from agents.base import Controller
-from autotts_gym.voting import majority
+from autotts_gym.engine.voting import majority
 
 
 @dataclass(frozen=True)
@@ -636,7 +636,7 @@ class ReadK(Controller):
 
 @pytest.mark.parametrize("isolate", [[], ["--isolate"]], ids=["in-process", "isolated"])
 def test_evaluate_runs_a_users_file_and_reports_where_it_raised(tmp_path, capsys, isolate):
-    from autotts_gym.cli import main
+    from autotts_gym.cli.main import main
 
     path = tmp_path / "mine.py"
     path.write_text(USER_FILE)
@@ -652,7 +652,7 @@ def test_evaluate_runs_a_users_file_and_reports_where_it_raised(tmp_path, capsys
 
 
 def test_evaluate_isolated_gives_the_in_process_figures(tmp_path, capsys):
-    from autotts_gym.cli import main
+    from autotts_gym.cli.main import main
 
     path = tmp_path / "mine.py"
     path.write_text(USER_FILE)

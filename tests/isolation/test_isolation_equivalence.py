@@ -9,9 +9,9 @@ import os
 import pytest
 
 from agents.registry import METHODS
-from autotts_gym.evaluation import evaluate_many, make_options
+from autotts_gym.data.synthetic import default_store
+from autotts_gym.evaluation.evaluate import evaluate_many, make_options
 from autotts_gym.isolation import evaluate_isolated, support
-from autotts_gym.synthetic import default_store
 
 if support() is not None and os.environ.get("AUTOTTS_REQUIRE_ISOLATION"):
     raise RuntimeError(f"AUTOTTS_REQUIRE_ISOLATION is set but this machine cannot isolate: {support()}")
