@@ -117,11 +117,35 @@ def check_model(config: CollectConfig) -> None:
             continue
         if name.startswith(("/", "./", "../", "~")) or name.count("/") > 1:
             raise ConfigError(f"--{setting} {name}: no such folder (and not a Hugging Face model name)")
-        if os.environ.get("HF_HUB_OFFLINE") == "1" and not _cached_on_hub(name):
+        if _cached_on_hub(name):
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no network round trips for a cached copy
+            continue
+        if os.environ.get("HF_HUB_OFFLINE") == "1":
             raise ConfigError(
                 f"--{setting} {name}: not a local folder and not in the Hugging Face cache, and HF_HUB_OFFLINE=1 "
                 "forbids downloading it"
             )
+        problem = _hub_unreachable()
+        if problem:
+            raise ConfigError(
+                f"--{setting} {name}: not a local folder, not in the Hugging Face cache, and the hub cannot be "
+                f"reached to download it ({problem}); give a local model folder"
+            )
+
+
+def _hub_unreachable(timeout: float = 5.0) -> str:
+    """Why huggingface.co (or ``HF_ENDPOINT``) cannot be reached within a few seconds, "" if it can."""
+    import urllib.error
+    import urllib.request
+
+    url = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/") + "/api/models?limit=1"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return ""
+    except urllib.error.HTTPError:
+        return ""  # it answered
+    except (OSError, ValueError) as err:
+        return f"{type(err).__name__}: {getattr(err, 'reason', err)}"
 
 
 def _cached_on_hub(name: str) -> bool:

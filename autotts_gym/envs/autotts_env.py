@@ -14,6 +14,7 @@ from gymnasium import spaces
 from autotts_gym.data.sources import load_store
 from autotts_gym.data.store import Split, Store
 from autotts_gym.engine import FINISHED, PRUNED, Aggregator, BudgetExceeded, Episode, InvalidAction
+from autotts_gym.engine.recorded import RecordedEpisode, is_recorded
 from autotts_gym.envs.spaces import (
     ANSWER,
     OVER_BUDGET,
@@ -264,7 +265,8 @@ class AutoTTSEnv(gym.Env):
         self.order_seed = int(u_seed * _SEED_RANGE) if seed_option is None else int(seed_option)
         data = self.split.question(question)
         order = branch_order(data.num_branches, self.order_seed, question, self.shuffle, self.max_branches)
-        self.episode = Episode(
+        # A store recorded by a live run stops with a clear error where it holds nothing.
+        self.episode = (RecordedEpisode if is_recorded(self.split) else Episode)(
             data,
             order,
             budget_tokens=self.budget_tokens,

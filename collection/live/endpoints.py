@@ -16,7 +16,11 @@ only the episode that made it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from greenlet import GreenletExit
 
 from collection.config import CollectConfig
 from collection.generation import Completion, Request
@@ -43,6 +47,40 @@ class LiveServerGenerator(ServerGenerator):
             raise
         except Exception as err:  # connection refused, DNS, timeout, auth
             raise EndpointError(f"cannot reach {', '.join(config.endpoints)}: {type(err).__name__}: {err}") from None
+
+    def run_episodes(self, waiting: list[tuple[Any, list[Request]]], advance: Callable[..., None], stats: Any) -> None:
+        """Drive :func:`~collection.live.runner.run_live`'s episodes without rounds: every
+        episode's batch is a task on this generator's event loop, and an episode resumes
+        (``advance(greenlet, completions, throw=failure)``, which may start the next
+        episode and append its first batch to ``waiting``) as soon as its task is done."""
+        self._run(self._drive(waiting, advance, stats))
+
+    async def _drive(self, waiting: list[tuple[Any, list[Request]]], advance: Callable[..., None], stats: Any) -> None:
+        from collection.live.runner import first_failure
+
+        tasks: dict[asyncio.Task, Any] = {}
+
+        def submit() -> None:
+            while waiting:
+                g, requests = waiting.pop()
+                tasks[asyncio.ensure_future(self._settle(requests))] = g
+                stats.requests += len(requests)
+
+        submit()
+        try:
+            while tasks:
+                started = time.perf_counter()
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                stats.generate_seconds += time.perf_counter() - started
+                for task in done:
+                    stats.rounds += 1
+                    outs = task.result()
+                    advance(tasks.pop(task), outs, throw=first_failure(outs))
+                submit()
+        finally:
+            for task, g in tasks.items():  # interrupted: cancel the requests, end the episodes
+                task.cancel()
+                g.throw(GreenletExit)
 
     def generate_settled(self, requests: Sequence[Request]) -> list[Completion | BaseException]:
         """Every request's completion, or the exception that ended it (after retries)."""

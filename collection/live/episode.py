@@ -29,6 +29,9 @@ from collection.generation import Completion, Request
 from collection.live.pool import CHUNK, PROBE, Need, QuestionPool
 
 Requester = Callable[[Sequence[Request]], list[Completion]]
+# Called with each piece an episode decoded: (kind "chunk" or "probe", pool branch, depth,
+# the new token ids, the answer string: a probe's, or a finished branch's final, else "").
+Observer = Callable[[str, int, int, tuple[int, ...], str], None]
 
 
 @dataclass
@@ -44,6 +47,9 @@ class LiveStats:
         prompt_tokens: prompt tokens of its requests.
         cached_prompt_tokens: of those, served from the prefix cache (None if the
             backend does not report it).
+        probe_requests: probe requests sent.
+        probe_prompt_tokens, probe_cached_tokens: their prompt tokens, and those served
+            from the prefix cache (None if the backend does not say).
         wait_seconds: wall time spent waiting for the model.
     """
 
@@ -53,6 +59,9 @@ class LiveStats:
     probe_tokens: int = 0
     prompt_tokens: int = 0
     cached_prompt_tokens: int | None = 0
+    probe_requests: int = 0
+    probe_prompt_tokens: int = 0
+    probe_cached_tokens: int | None = 0
     wait_seconds: float = 0.0
 
 
@@ -65,9 +74,12 @@ class LiveEpisode(HookedEpisode):
         requester: completes a batch of requests (blocking).
         budget_intervals, budget_tokens, kappa_probe, aggregate, trace: as for
             :class:`autotts_gym.engine.Episode`.
+        observer: called with every piece this episode decoded (see :data:`Observer`),
+            e.g. to stream a branch's text as it grows; it runs in the controller's
+            thread (or greenlet) and must be quick.
     """
 
-    __slots__ = ("live_pool", "live_stats", "_requester")
+    __slots__ = ("live_pool", "live_stats", "_requester", "_observer")
 
     def __init__(
         self,
@@ -80,6 +92,7 @@ class LiveEpisode(HookedEpisode):
         kappa_probe: float = 0.0,
         aggregate: Callable[[Episode], int] | None = None,
         trace: bool = False,
+        observer: Observer | None = None,
     ) -> None:
         super().__init__(
             pool.data,  # type: ignore[arg-type]  # a QuestionData look-alike whose lists grow
@@ -93,6 +106,7 @@ class LiveEpisode(HookedEpisode):
         self.live_pool = pool
         self.live_stats = LiveStats()
         self._requester = requester
+        self._observer = observer
 
     # --------------------------------------------------------------- texts
     def branch_text(self, j: int) -> str:
@@ -148,8 +162,24 @@ class LiveEpisode(HookedEpisode):
                 stats.cached_prompt_tokens += completion.cached_prompt_tokens
             if need.kind == PROBE:
                 stats.probe_tokens += len(completion.tokens)
+                stats.probe_requests += 1
+                stats.probe_prompt_tokens += len(request.prompt)
+                if completion.cached_prompt_tokens is None or stats.probe_cached_tokens is None:
+                    stats.probe_cached_tokens = None
+                else:
+                    stats.probe_cached_tokens += completion.cached_prompt_tokens
             else:
                 stats.sampled_tokens += len(completion.tokens)
+            if self._observer is not None:
+                self._observe(need, completion)
+
+    def _observe(self, need: Need, completion: Completion) -> None:
+        q, b, d = self.live_pool.data, need.branch, need.depth
+        if need.kind == PROBE:
+            self._observer("probe", b, d, completion.tokens, q.vocab[q.answer_at[b][d]])
+        else:
+            final = q.vocab[q.final_answer[b]] if self.live_pool.ended[b] else ""
+            self._observer("chunk", b, self.live_pool.chunks[b], completion.tokens, final)
 
     def _ensure_whole(self, branches: Sequence[int]) -> None:
         # Decode pool branches to their end, all together (one round per interval).

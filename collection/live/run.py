@@ -39,7 +39,7 @@ from collection.shards import sampling_record
 
 LIVE_FIELDS = (
     "answer_text", "sampled_tokens", "probe_tokens", "prompt_tokens", "cached_prompt_tokens", "requests", "rounds",
-    "seconds", "error",
+    "probe_requests", "probe_prompt_tokens", "probe_cached_tokens", "seconds", "error",
 )  # fmt: skip
 RECORD_COLUMNS = ("method", "beta", *RECORD_FIELDS, *LIVE_FIELDS)
 
@@ -94,7 +94,10 @@ def record_row(record: LiveRecord, method: str, beta: float | None, split_name: 
                    stop_reason=r.stop_reason, answer_text=r.answer_text)
     row.update(sampled_tokens=s.sampled_tokens, probe_tokens=s.probe_tokens, prompt_tokens=s.prompt_tokens,
                cached_prompt_tokens="" if s.cached_prompt_tokens is None else s.cached_prompt_tokens,
-               requests=s.requests, rounds=s.rounds, seconds=round(record.seconds, 4), error=record.error)
+               requests=s.requests, rounds=s.rounds, probe_requests=s.probe_requests,
+               probe_prompt_tokens=s.probe_prompt_tokens,
+               probe_cached_tokens="" if s.probe_cached_tokens is None else s.probe_cached_tokens,
+               seconds=round(record.seconds, 4), error=record.error)
     return row
 
 

@@ -16,6 +16,7 @@ and each of its batches is a coroutine on the application's event loop (see
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import CancelledError, Future
@@ -29,6 +30,7 @@ from collection.generation import Completion, Generator, Request
 from collection.live.episode import LiveEpisode, LiveStats, Requester
 from collection.live.pool import QuestionPool
 from collection.questions import Question
+from collection.trajectories import TrajectoryCollector
 
 
 @dataclass(frozen=True)
@@ -118,19 +120,12 @@ class LiveBackend:
 def make_pool(
     config: CollectConfig, prompts: Any, question: Question, pool_size: int, max_model_len: int | None = None
 ) -> QuestionPool:
-    """A fresh pool for ``question``; a branch's token cap leaves room for a probe within
-    ``max_model_len`` (as ``TrajectoryCollector.token_cap``)."""
+    """A fresh pool for ``question``; a branch's token cap is the collector's
+    (``TrajectoryCollector.token_cap``: room for a probe within ``max_model_len``)."""
     prompt = tuple(prompts.prompt_ids(question))
     suffix = tuple(prompts.probe_suffix)
-    cap = config.max_tokens
-    if max_model_len is not None:
-        room = max_model_len - len(prompt) - len(suffix) - config.probe_tokens
-        if room < 1:
-            raise ValueError(
-                f"question {question.index}: its prompt has {len(prompt)} tokens; with the probe suffix and "
-                f"{config.probe_tokens} probe tokens it does not fit max_model_len {max_model_len}"
-            )
-        cap = min(cap, room)
+    collector = TrajectoryCollector(None, config, {question.index: prompt}, suffix, prompts.decode, max_model_len)  # type: ignore[arg-type]
+    cap = collector.token_cap(question.index)
     return QuestionPool(question.index, question.text, question.gold, prompt, config, pool_size, cap, suffix,
                         prompts.decode)  # fmt: skip
 
@@ -165,7 +160,9 @@ def run_live(
 
     A request that fails (a generator with ``generate_settled`` reports failures per
     request; otherwise an exception ends the run) fails only its episode, which is
-    recorded with the error. ``on_record`` sees each record as its episode ends (write
+    recorded with the error. A generator with ``run_episodes(waiting, advance, stats)``
+    (the servers, :class:`~collection.live.endpoints.LiveServerGenerator`) drives the
+    episodes itself, resuming each one as soon as its requests are back. ``on_record`` sees each record as its episode ends (write
     it out there: a run stopped by Ctrl-C keeps what finished).
     """
     import greenlet
@@ -180,14 +177,15 @@ def run_live(
 
     def play(question: int, seed: int) -> LiveRecord:
         started = time.perf_counter()
-        episode = backend.episode(question, seed, requester)
+        episode = None
         try:
+            episode = backend.episode(question, seed, requester)
             result = controller(episode)
         except greenlet.GreenletExit:
             raise
         except Exception as err:  # a failed request or a controller's bug: recorded, the run goes on
-            return LiveRecord(question, seed, None, episode.live_stats, time.perf_counter() - started,
-                              f"{type(err).__name__}: {err}")
+            stats = episode.live_stats if episode is not None else LiveStats()
+            return LiveRecord(question, seed, None, stats, time.perf_counter() - started, f"{type(err).__name__}: {err}")
         return LiveRecord(question, seed, result, episode.live_stats, time.perf_counter() - started)
 
     def finish(record: LiveRecord) -> None:
@@ -217,6 +215,11 @@ def run_live(
 
     for _ in range(max_in_flight):
         start_next()
+    if callable(getattr(generator, "run_episodes", None)):
+        # Servers batch continuously: each episode goes on as soon as its own requests
+        # are back, with no round barrier (and no merging of identical requests).
+        generator.run_episodes(waiting, advance, stats)
+        return records
     settle = getattr(generator, "generate_settled", None)
     try:
         while waiting:
@@ -234,12 +237,16 @@ def run_live(
             stats.generate_seconds += time.perf_counter() - started
             for (g, _), index in zip(batch, groups):
                 mine = [outs[i] for i in index]
-                failed = next((c for c in mine if isinstance(c, BaseException)), None)
-                advance(g, mine, throw=failed)
+                advance(g, mine, throw=first_failure(mine))
     finally:
         for g, _ in waiting:  # interrupted: end the episodes still waiting
             g.throw(greenlet.GreenletExit)
     return records
+
+
+def first_failure(outs: Sequence[Any]) -> BaseException | None:
+    """The first exception among settled completions (None if all completed)."""
+    return next((c for c in outs if isinstance(c, BaseException)), None)
 
 
 class ThreadRequester:
@@ -257,21 +264,24 @@ class ThreadRequester:
         self.loop = loop
         self.pending: set[Future] = set()
         self.cancelled = False
+        self._lock = threading.Lock()
 
     def __call__(self, requests: Sequence[Request]) -> list[Completion]:
-        if self.cancelled:  # a controller that was computing when cancelled asks for nothing more
-            raise CancelledError("the episode was cancelled")
-        future = asyncio.run_coroutine_threadsafe(self.complete(list(requests)), self.loop)
-        self.pending.add(future)
+        with self._lock:
+            if self.cancelled:
+                raise CancelledError("the episode was cancelled")
+            future = asyncio.run_coroutine_threadsafe(self.complete(list(requests)), self.loop)
+            self.pending.add(future)
         try:
-            if self.cancelled:  # cancel() ran between the check above and the add
-                future.cancel()
             return future.result()
         finally:
-            self.pending.discard(future)
+            with self._lock:
+                self.pending.discard(future)
 
     def cancel(self) -> None:
-        """Cancel the batches in flight and refuse any later one (the controller then raises)."""
-        self.cancelled = True
-        for future in list(self.pending):
-            future.cancel()
+        """Cancel the batches in flight (their tasks, hence their HTTP requests) and refuse
+        new ones: the waiting controller raises ``CancelledError`` and its thread ends."""
+        with self._lock:
+            self.cancelled = True
+            for future in self.pending:
+                future.cancel()

@@ -29,7 +29,7 @@ from autotts_gym.engine.protocol import EpisodeResult
 from autotts_gym.evaluation.orders import branch_order
 from collection.config import CollectConfig
 from collection.live.endpoints import AsyncEndpoints
-from collection.live.episode import LiveEpisode, LiveStats
+from collection.live.episode import LiveEpisode, LiveStats, Observer
 from collection.live.runner import LiveOptions, ThreadRequester, make_pool
 from collection.questions import Question
 
@@ -92,6 +92,7 @@ class LiveService:
         index: int = 0,
         options: LiveOptions | None = None,
         prompts: Any = None,
+        observer: Observer | None = None,
     ) -> LiveAnswer:
         """Run ``controller`` live on ``question`` and return its answer.
 
@@ -108,6 +109,9 @@ class LiveService:
         The controller runs in a copy of the caller's :mod:`contextvars` context (as
         :func:`asyncio.to_thread` does), and so do the batches it sends: a context
         variable set by the caller (a web request's accounting) is seen by ``complete``.
+            observer: sees every decoded piece (:data:`~collection.live.episode.Observer`),
+                in the controller's thread: hand events to the loop with
+                ``loop.call_soon_threadsafe`` (e.g. to stream them).
         """
         o = options or self.options
         loop = asyncio.get_running_loop()
@@ -117,6 +121,7 @@ class LiveService:
         episode = LiveEpisode(
             pool, branch_order(o.pool_size, seed, index, o.shuffle), requester,
             budget_tokens=o.budget_tokens, budget_intervals=o.budget_intervals, kappa_probe=o.kappa_probe,
+            observer=observer,
         )  # fmt: skip
         started = time.perf_counter()
         try:

@@ -89,16 +89,16 @@ def _config(questions: Path, out: Path) -> CollectConfig:
                          use_math_verify=False, progress=False)  # fmt: skip
 
 
-def _live_and_replay(tmp_path, questions_file, method, seeds=3, budget=None):
+def _live_and_replay(tmp_path, questions_file, method, seeds=3, budget=None, kappa=0.0):
     spec, _, beta = method.partition("@")
     controller = make_controller(spec, beta=float(beta) if beta else None)
     out = tmp_path / method.replace("@", "_")
-    options = LiveOptions(pool_size=POOL, budget_tokens=budget)
+    options = LiveOptions(pool_size=POOL, budget_tokens=budget, kappa_probe=kappa)
     summary = live_run(_config(questions_file, out), controller, method, list(range(seeds)), options, out,
                        make_generator=SeededModel, make_prompts=CharPrompts, max_in_flight=4, progress=False)
     with open(out / "records.csv", newline="") as fh:
         live = {(int(r["question"]), int(r["seed"])): r for r in csv.DictReader(fh)}
-    [replay] = evaluate(controller, out / "store", seeds=seeds, budget_tokens=budget, workers=1)
+    [replay] = evaluate(controller, out / "store", seeds=seeds, budget_tokens=budget, kappa_probe=kappa, workers=1)
     return summary, live, {(r["question"], r["seed"]): r for r in replay.rows()}
 
 
@@ -120,6 +120,14 @@ def test_budgets_refuse_as_in_replay(tmp_path, questions_file):
     assert {r["stop_reason"] for r in live.values()} == {"budget"}
     assert all(int(r["tokens"]) <= 40 for r in live.values())
     for key, row in live.items():
+        assert [str(row[f]) for f in COMPARED] == [str(replay[key][f]) for f in COMPARED]
+
+
+@pytest.mark.parametrize("method", ["parallel-probe", "cmc@1.0", "dsr-lock@0.8"])
+def test_kappa_probe_charges_as_in_replay(tmp_path, questions_file, method):
+    summary, live, replay = _live_and_replay(tmp_path, questions_file, method, budget=60, kappa=0.5)
+    for key, row in live.items():
+        assert float(row["intervals"]) <= 60 / DELTA
         assert [str(row[f]) for f in COMPARED] == [str(replay[key][f]) for f in COMPARED]
 
 
@@ -197,3 +205,103 @@ def test_a_killed_run_resumes_question_by_question(tmp_path, questions_file):
                      make_generator=SeededModel, make_prompts=CharPrompts, progress=False)
     assert again.evaluation.tokens == summary.evaluation.tokens
     assert not any(int(r.route) // POOL in {int(q) for q in done} for r in model.requests)
+
+
+def test_the_thread_requester_runs_controllers_from_async_code_and_cancels(questions_file, tmp_path):
+    """LiveService's mechanism without a server: controllers in threads, batches awaited
+    on the event loop; cancelling the awaiting task stops the controller's requests."""
+    import asyncio
+    import threading
+
+    from collection.live.runner import ThreadRequester
+
+    config = _config(questions_file, tmp_path / "o")
+    questions = read_questions(questions_file, "q", "a")
+    backend = LiveBackend(config, questions, CharPrompts(), LiveOptions(pool_size=POOL))
+    model = SeededModel()
+    gate = threading.Event()
+
+    async def complete(requests):
+        await asyncio.sleep(0)
+        return model.generate(requests)
+
+    async def slow(requests):
+        gate.set()
+        await asyncio.sleep(30)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        controller = make_controller("cmc", beta=0.5)
+        episodes = [backend.episode(q, 0, ThreadRequester(complete, loop)) for q in range(5)]
+        results = await asyncio.gather(*(asyncio.to_thread(controller, e) for e in episodes))
+        blocked = ThreadRequester(slow, loop)
+        task = asyncio.ensure_future(asyncio.to_thread(controller, backend.episode(0, 1, blocked)))
+        await asyncio.to_thread(gate.wait, 5)
+        blocked.cancel()
+        with pytest.raises(asyncio.CancelledError):  # the controller's thread ended too
+            await task
+        return results
+
+    results = asyncio.run(main())
+    reference = run_live(LiveBackend(config, questions, CharPrompts(), LiveOptions(pool_size=POOL)),
+                         make_controller("cmc", beta=0.5), [(q, 0) for q in range(5)], SeededModel())
+    assert [r.answer_text for r in results] == [r.result.answer_text for r in reference]
+    assert [r.tokens for r in results] == [r.result.tokens for r in reference]
+
+
+def test_an_observer_sees_every_piece_the_episode_decoded(questions_file, tmp_path):
+    from collection.live.episode import LiveEpisode
+    from collection.live.runner import make_pool
+
+    config = _config(questions_file, tmp_path / "o")
+    question = read_questions(questions_file, "q", "a")[1]
+    pool = make_pool(config, CharPrompts(), question, POOL)
+    model = SeededModel()
+    events = []
+    episode = LiveEpisode(pool, range(POOL), model.generate, observer=lambda *e: events.append(e))
+    result = make_controller("cmc", beta=0.5)(episode)
+    chunks = [e for e in events if e[0] == "chunk"]
+    assert sum(len(e[3]) for e in chunks) == result.tokens == episode.live_stats.sampled_tokens
+    assert len([e for e in events if e[0] == "probe"]) == result.probes
+    finals = [e[4] for e in chunks if e[4]]
+    assert sorted(finals) == sorted(episode.answer_text(a) for a in episode.finished_answers)
+    text = episode.answer_branch_text(result.answer)
+    assert text.endswith(f"\\boxed{{{result.answer_text}}}") if result.answer_text != "ERR" else "boxed" not in text
+
+
+def test_servers_resume_each_episode_as_soon_as_its_requests_are_back(questions_file, tmp_path):
+    """LiveServerGenerator.run_episodes (no round barrier) gives the rounds' results."""
+    import asyncio
+
+    from collection.live.endpoints import LiveServerGenerator
+
+    class AsyncModel(SeededModel):
+        run_episodes = LiveServerGenerator.run_episodes
+        _drive = LiveServerGenerator._drive
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._loop = asyncio.new_event_loop()
+            self.in_flight = self.most_in_flight = 0
+
+        def _run(self, coroutine):
+            return self._loop.run_until_complete(coroutine)
+
+        async def _settle(self, requests):
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+            await asyncio.sleep(0.001 * (sum(r.seed for r in requests) % 5))  # uneven latencies
+            self.in_flight -= 1
+            return self.generate(requests)
+
+    config = _config(questions_file, tmp_path / "o")
+    questions = read_questions(questions_file, "q", "a")
+    episodes = [(q, s) for q in range(5) for s in range(3)]
+    model = AsyncModel()
+    served = run_live(LiveBackend(config, questions, CharPrompts(), LiveOptions(pool_size=POOL)),
+                      make_controller("dsr-lock", beta=0.5), episodes, model, max_in_flight=6)
+    rounds = run_live(LiveBackend(config, questions, CharPrompts(), LiveOptions(pool_size=POOL)),
+                      make_controller("dsr-lock", beta=0.5), episodes, SeededModel(), max_in_flight=6)
+    key = lambda r: (r.question, r.seed)  # noqa: E731
+    assert [r.result for r in sorted(served, key=key)] == [r.result for r in sorted(rounds, key=key)]
+    assert model.most_in_flight == 6 and not any(r.error for r in served)

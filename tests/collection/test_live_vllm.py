@@ -29,7 +29,14 @@ from collection.config import CollectConfig
 from collection.live.run import live_run
 from collection.live.runner import LiveOptions
 from tests.collection import test_collection_vllm as collection_vllm
-from tests.collection.test_collection_vllm import NUM_QUESTIONS, _settings, start_vllm_server, stop_vllm_server
+from tests.collection.test_collection_vllm import (
+    DELTA,
+    MAX_TOKENS,
+    NUM_QUESTIONS,
+    _settings,
+    start_vllm_server,
+    stop_vllm_server,
+)
 
 # The collection tests' fixtures: the CPU settings, the scratch folder, the tiny trained
 # model and its question file.
@@ -142,7 +149,7 @@ def test_run_against_a_server_then_kill_it_then_resume(server, engine, tiny_mode
     out = scratch / "live" / "served"
     flags = ["run", "--method", "cmc@0.5", "--model", str(tiny_model), "--questions", str(questions_file),
              "--question-field", "problem", "--answer-field", "solution", "--out", str(out), "--seeds", str(SEEDS),
-             "-n", str(POOL), "--delta", "16", "--max-tokens", "96", "--seed", "7", "--served-model-name", "tiny",
+             "-n", str(POOL), "--delta", str(DELTA), "--max-tokens", str(MAX_TOKENS), "--seed", "7", "--served-model-name", "tiny",
              "--endpoint", f"http://127.0.0.1:{port}/v1", "--endpoint", f"http://localhost:{port}/v1",
              "--max-concurrency", "8", "--request-timeout", "30", "--quiet"]  # fmt: skip
     assert main(flags) == 0
@@ -155,18 +162,18 @@ def test_run_against_a_server_then_kill_it_then_resume(server, engine, tiny_mode
     }
     assert all(r["cached_prompt_tokens"] != "" for r in served.values())
 
-    # Kill the server after a few batches: the episodes in flight fail, are recorded with
-    # the reason, and the run ends; started again once the server is back, it resumes.
+    # Kill the server after 40 batches: the episodes in flight fail, are recorded with the
+    # reason, and the run ends; started again once the server is back, it resumes.
     from collection.live.endpoints import LiveServerGenerator
 
     class KillAfter(LiveServerGenerator):
         calls = 0
 
-        def generate_settled(self, requests):
+        async def _settle(self, requests):  # one episode's batch
             KillAfter.calls += 1
-            if KillAfter.calls == 4:
+            if KillAfter.calls == 40:
                 stop_vllm_server(process)
-            return super().generate_settled(requests)
+            return await super()._settle(requests)
 
     killed = scratch / "live" / "killed"
     config = _config(tiny_model, questions_file, killed, endpoints=[f"http://127.0.0.1:{port}/v1"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from autotts_gym.cli.commands._args import positive_float, positive_int
+from autotts_gym.cli.commands._args import nonnegative_float, positive_float, positive_int
 from autotts_gym.evaluation.evaluate import EpisodeOptions, make_options
 from autotts_gym.evaluation.orders import SHUFFLES
 from autotts_gym.utils.progress import add_progress_argument
@@ -27,6 +27,9 @@ def add_protocol_arguments(parser: argparse.ArgumentParser, splits: bool = True)
     )
     group.add_argument("--subsample", type=positive_int, metavar="K", help="let an episode open only the first K branches of its order")
     group.add_argument("--budget-tokens", type=positive_float, metavar="T", help="per-episode token budget (default: none)")
+    group.add_argument(
+        "--kappa-probe", type=nonnegative_float, default=0.0, metavar="K", help="cost of one probe in intervals (default 0, the paper's)"
+    )
     if splits:
         group.add_argument(
             "--splits", nargs="+", metavar="PATTERN", help="splits to use: model/benchmark, model/* or */benchmark (default: all)"
@@ -40,7 +43,7 @@ def options_from_args(args: argparse.Namespace) -> EpisodeOptions:
     """The :class:`EpisodeOptions` the protocol arguments describe."""
     if args.seeds < 1:
         raise ValueError(f"--seeds must be at least 1, got {args.seeds}")
-    return make_options(args.seeds, args.shuffle, args.subsample, args.budget_tokens)
+    return make_options(args.seeds, args.shuffle, args.subsample, args.budget_tokens, kappa_probe=args.kappa_probe)
 
 
 def show_progress(args: argparse.Namespace) -> bool:

@@ -52,6 +52,11 @@ def run(args: argparse.Namespace) -> int:
         if spec.beta is not None:
             raise ValueError(f"--method {args.method} fixes beta {spec.beta:g}; drop --beta or the @{spec.beta:g}")
         spec = type(spec)(spec.method, args.beta, spec.overrides)
+    if spec.method.startswith("ppo:"):
+        raise ValueError(
+            f"--method {args.method}: PPO policies do not run live yet (their observation is sized by the "
+            "question's answer vocabulary at reset, which a live question does not know in advance)"
+        )
     config = config_from_args(args).validate()
     check_model(config)
     controller = spec.build()
@@ -69,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(summary_lines(summary)))
     print(f"wrote {config.out}/records.csv, summary.json and store/ (replay it: autotts evaluate {config.out}/store "
           f"--method {spec} --seeds {args.seeds}" + (f" --budget-tokens {args.budget_tokens:g}" if args.budget_tokens else "")
-          + ")", file=sys.stderr)
+          + (f" --kappa-probe {args.kappa_probe:g}" if args.kappa_probe else "") + ")", file=sys.stderr)
     if args.tensorboard:
         from autotts_gym.reporting.tracking import log_summaries
 
