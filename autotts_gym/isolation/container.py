@@ -45,12 +45,14 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from autotts_gym.utils.build import pure_python_requested
+
 # Modules the staged runtime holds: (package-relative source, staged path). Controllers
 # import agents.base, autotts_gym.engine.voting (or its alias autotts_gym.voting) and the
 # protocol's names from autotts_gym.engine; the library's own controllers are there too.
 # None of them holds data.
 _RUNTIME_FILES = (
-    *((f"autotts_gym/engine/{m}.py", f"autotts_gym/engine/{m}.py") for m in ("protocol", "controller", "voting", "views", "speedups")),
+    *((f"autotts_gym/engine/{m}.py", f"autotts_gym/engine/{m}.py") for m in ("protocol", "controller", "voting", "views")),
     ("autotts_gym/voting.py", "autotts_gym/voting.py"),
     ("autotts_gym/isolation/wire.py", "autotts_gym/isolation/wire.py"),
     ("autotts_gym/isolation/client.py", "autotts_gym/isolation/client.py"),
@@ -139,8 +141,12 @@ def stage_runtime(folder: Path, source: str) -> Path:
         shutil.copyfile(repo / src, target)
     for dst, text in _GENERATED.items():
         (root / "lib" / dst).write_text(text)
-    for ext in (repo / "autotts_gym" / "engine").glob("_speedups*.so"):
-        shutil.copyfile(ext, root / "lib" / "autotts_gym" / "engine" / ext.name)
+    if not pure_python_requested():  # the compiled builds of staged modules (views, voting), if built
+        suffix = sysconfig.get_config_var("EXT_SUFFIX")
+        for src, dst in _RUNTIME_FILES:
+            compiled = (repo / src).with_suffix(suffix)
+            if compiled.is_file():
+                shutil.copyfile(compiled, (root / "lib" / dst).with_suffix(suffix))
     (root / "candidate.py").write_text(source, encoding="utf-8")
     # Beta confidences computed here, so the container need not load scipy to vote.
     (root / "confidence.json").write_text(json.dumps(_confidences()))
