@@ -9,8 +9,8 @@ and the best of ``--repeat`` is kept for each, so load from elsewhere hurts both
 
 It prints both times, their ratio, and where the isolated time goes: container start-up,
 describing the candidate, playing the units (split into the engine's own work and the
-rest: the candidate's code, the channel, the container's processes), and requests per
-episode.
+rest: the candidate's code, the channel, the container's processes), requests per
+episode, and the CPU seconds of each side against the in-process run's.
 
     python benchmarks/bench_isolation.py                     # release data beside the repo
     python benchmarks/bench_isolation.py --store default --seeds 5 --workers 1
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -54,11 +55,12 @@ def main() -> None:
     episodes = len(cells) * args.seeds * sum(s.num_questions for s in splits) // len(splits)
     evaluate_candidate(source, job, SandboxLimits(), workers=args.workers)  # warm: store cache, page cache
 
-    inproc, isolated, outcome = [], [], None
+    inproc, isolated, inproc_cpu, outcome = [], [], [], None
     for _ in range(args.repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), cpu_seconds()
         reference = evaluate_many(cells, options, workers=args.workers)
         inproc.append(time.perf_counter() - t)
+        inproc_cpu.append(cpu_seconds() - c)
         t = time.perf_counter()
         outcome = evaluate_candidate(source, job, SandboxLimits(), workers=args.workers)
         isolated.append(time.perf_counter() - t)
@@ -82,6 +84,19 @@ def main() -> None:
     print(f"  units {int(timing.get('units', 0))} (one point x one seed over every split, a fresh process each)")
     requests = timing.get("requests", 0)
     print(f"  requests {int(requests)} ({requests / episodes:.1f} per episode); engine {1e6 * timing.get('engine', 0) / max(1, requests):.1f} us per request")
+    # CPU, summed over workers: the in-process reference (controller and engine) against the
+    # isolated run's two sides (the engine's processes; the containers' processes).
+    c_in, c_engine, c_box = min(inproc_cpu), timing.get("engine_cpu", 0.0), timing.get("sandbox_cpu", 0.0)
+    per = 1e6 / max(1, requests)
+    print(f"CPU seconds: in-process {c_in:.2f} ({c_in * per:.1f} us per request)")
+    print(f"             isolated {c_engine + c_box:.2f} = engine side {c_engine:.2f} ({c_engine * per:.1f} us per request)"
+          f" + sandbox side {c_box:.2f} ({c_box * per:.1f} us per request)   ratio {(c_engine + c_box) / max(c_in, 1e-9):.2f}x")
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of its reaped children (the pool's workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ Collection keeps what the model wrote (the raw content of its last ``\\boxed{}``
 from __future__ import annotations
 
 import re
+import threading
 
 from autotts_gym.data.store import NO_ANSWER
 from autotts_gym.data.validation import MAX_ANSWER_CHARS
@@ -117,7 +118,7 @@ class AnswerCanonicalizer:
             from math_verify import parse, verify
 
             self._parse, self._verify = parse, verify
-            self._gold_parsed = parse(f"${self.gold}$")
+            self._gold_parsed = parse(f"${self.gold}$", parsing_timeout=_timeout())
 
     def __call__(self, raw: str | None) -> str:
         """The store string of one raw answer (``None`` or too long -> ``NO_ANSWER``)."""
@@ -135,5 +136,11 @@ class AnswerCanonicalizer:
     def _equivalent_to_gold(self, answer: str) -> bool:
         if self._verify is None or not self._gold_parsed:
             return False
-        parsed = self._parse(f"${answer}$")
-        return bool(parsed) and bool(self._verify(self._gold_parsed, parsed))
+        parsed = self._parse(f"${answer}$", parsing_timeout=_timeout())
+        return bool(parsed) and bool(self._verify(self._gold_parsed, parsed, timeout_seconds=_timeout()))
+
+
+def _timeout() -> int | None:
+    """math-verify's time limit: 5 s, enforced with ``signal.alarm``, which works only in
+    the main thread; elsewhere (a live controller's worker thread) none."""
+    return 5 if threading.current_thread() is threading.main_thread() else None

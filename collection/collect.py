@@ -70,6 +70,8 @@ def collect(
     """
     config.validate()
     _check_dependencies(config, make_generator, make_prompts)
+    if make_prompts is default_prompts or make_generator is default_generator:
+        check_model(config)
     out = Path(config.out)
     if config.dp_rank is None and (out / "manifest.json").exists() and not config.overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
@@ -95,6 +97,41 @@ def collect(
         print(f"wrote {out}: {split.name}, {split.num_questions} questions x {config.trajectories} trajectories",
               file=sys.stderr)
     return store
+
+
+def check_model(config: CollectConfig) -> None:
+    """Fail at once, with a sentence, when the model (or tokenizer) cannot be loaded.
+
+    A local folder must exist; when it does, the Hugging Face hub is switched off
+    (``HF_HUB_OFFLINE``), so loading it never waits on network retries. A hub name is
+    left to the hub, except that offline mode without a cached copy is refused here.
+    """
+    for setting, name in (("model", config.model), ("tokenizer", config.tokenizer)):
+        if not name or (config.server_mode and setting == "model" and config.served_model_name):
+            continue
+        path = Path(name).expanduser()
+        if path.exists():
+            if not path.is_dir():
+                raise ConfigError(f"--{setting} {name}: not a model folder (a file)")
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            continue
+        if name.startswith(("/", "./", "../", "~")) or name.count("/") > 1:
+            raise ConfigError(f"--{setting} {name}: no such folder (and not a Hugging Face model name)")
+        if os.environ.get("HF_HUB_OFFLINE") == "1" and not _cached_on_hub(name):
+            raise ConfigError(
+                f"--{setting} {name}: not a local folder and not in the Hugging Face cache, and HF_HUB_OFFLINE=1 "
+                "forbids downloading it"
+            )
+
+
+def _cached_on_hub(name: str) -> bool:
+    try:
+        from huggingface_hub import snapshot_download
+
+        snapshot_download(name, local_files_only=True)
+    except Exception:  # not cached, or no huggingface_hub: the loader will say what is wrong
+        return False
+    return True
 
 
 class MissingDependency(ValueError):

@@ -38,7 +38,14 @@ class OfflineGenerator:
             kwargs["max_model_len"] = config.max_model_len
         kwargs.update(config.engine_args)
         self.engine_kwargs = kwargs
-        self.llm = LLM(**kwargs)
+        try:
+            self.llm = LLM(**kwargs)
+        except Exception as err:  # no GPU, no CPU build, not enough memory, a bad model folder
+            raise RuntimeError(
+                f"vLLM could not start model {config.model} on this machine ({type(err).__name__}: {err}). "
+                "It needs a GPU, or the CPU build on a machine without one (bash collection/requirements-ci.sh); "
+                "or pass --endpoint URL to use running vLLM servers"
+            ) from err
         self.max_model_len = int(self.llm.llm_engine.model_config.max_model_len)
 
     def generate(self, requests: Sequence[Request]) -> list[Completion]:

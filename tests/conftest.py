@@ -9,6 +9,11 @@ below, when it is absent; nothing else in tests/ spells the path out.
 
 The engine's tests run on the build in use (compiled, or plain Python with
 ``AUTOTTS_PURE_PYTHON=1``); tests/core/test_builds.py runs both builds side by side.
+
+``tiny_model_dir``: the tiny trained reasoning model for tests with real vLLM
+(:func:`collection.tiny_model.build_tiny_model`), trained once (about a minute of CPU) and
+cached in ``$AUTOTTS_TINY_MODEL_CACHE`` or pytest's cache folder (``.pytest_cache``), so a
+session, and later sessions, reuse it.
 """
 
 from __future__ import annotations
@@ -28,3 +33,14 @@ def release() -> Path:
     if not RELEASE_DIR.is_dir():
         pytest.skip(RELEASE_SKIP_REASON)
     return RELEASE_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(request: pytest.FixtureRequest) -> Path:
+    """The tiny model's folder (Hugging Face format, tokenizer and chat template included)."""
+    import os
+
+    from collection.tiny_model import CACHE_ENV, build_tiny_model
+
+    folder = os.environ.get(CACHE_ENV) or request.config.cache.mkdir("tiny-model")
+    return build_tiny_model(folder, seed=0)

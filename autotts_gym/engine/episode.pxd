@@ -12,7 +12,8 @@ cdef Py_ssize_t _check_burst(burst, Py_ssize_t j) except -1
 
 cdef class Episode(BranchViews):
     cdef public object question, order, _budget, _kappa, _aggregate, result, trace
-    cdef public tuple _num_probes, _answer_at, _tokens_at, _final_answer, _total_tokens
+    # The question's columns: tuples from a store, lists a live pool grows (collection.live).
+    cdef public object _num_probes, _answer_at, _tokens_at, _final_answer, _total_tokens
     cdef public list _pool, _probe_log
     cdef public set _whole
     cdef public Py_ssize_t _whole_depth, _finish_tokens, _finished_stepwise, _n_prunes
@@ -26,13 +27,13 @@ cdef class Episode(BranchViews):
 
     @cython.locals(j=Py_ssize_t)
     cdef Py_ssize_t _open(self) except -1
-    @cython.locals(b=Py_ssize_t, d=Py_ssize_t, probes=Py_ssize_t, tokens_at=tuple)
-    cdef Py_ssize_t _step(self, Py_ssize_t j) except -1
+    @cython.locals(b=Py_ssize_t, d=Py_ssize_t)
+    cpdef Py_ssize_t _step(self, Py_ssize_t j) except -1  # cpdef: autotts_gym.engine.recorded hooks it
     cdef _finish(self, Py_ssize_t j, answer)
     @cython.locals(active=list, k=Py_ssize_t, a=Py_ssize_t)
     cdef _leave_active(self, Py_ssize_t j)
-    @cython.locals(b=Py_ssize_t, row=tuple)
-    cdef _probe(self, Py_ssize_t j, Py_ssize_t d)
+    @cython.locals(b=Py_ssize_t)
+    cpdef _probe(self, Py_ssize_t j, Py_ssize_t d)  # cpdef: autotts_gym.engine.recorded hooks it
     cdef _probe_opened(self, Py_ssize_t j)
     @cython.locals(d=Py_ssize_t, _=Py_ssize_t)
     cdef _continue_and_probe(self, Py_ssize_t j, Py_ssize_t burst)

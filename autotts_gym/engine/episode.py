@@ -328,9 +328,10 @@ class Episode(BranchViews):
         )
 
     # ==================================================== the state changes
-    # Every action is made of these four; admissibility is checked before them. Their
-    # indices are valid by then (the checks above, and the store's validation of each
-    # branch's answers and tokens), so the compiled build skips Python's index checks.
+    # Every action is made of these four; admissibility is checked before them, so the
+    # indices into the episode's own per-branch lists are valid and the compiled build
+    # skips Python's index checks there (the question's data, which a live pool grows,
+    # keeps them).
     def _open(self) -> int:
         # Open the next branch of the order, at depth 0.
         with cython.boundscheck(False), cython.wraparound(False):
@@ -350,14 +351,13 @@ class Episode(BranchViews):
             b = self._pool[j]
             d = self._depth[j] + 1
             self._depth[j] = d
-            probes = self._num_probes[b]
-            if d <= probes:
-                return d
-            tokens_at = self._tokens_at[b]
-            self._finish_tokens += tokens_at[d] - tokens_at[d - 1]
-            self._finished_stepwise += 1
-            self._finish(j, self._final_answer[b])
-            return 0
+        if d <= self._num_probes[b]:
+            return d
+        tokens_at = self._tokens_at[b]
+        self._finish_tokens += tokens_at[d] - tokens_at[d - 1]
+        self._finished_stepwise += 1
+        self._finish(j, self._final_answer[b])
+        return 0
 
     def _finish(self, j: int, answer: int) -> None:
         self._status[j] = FINISHED
@@ -379,15 +379,15 @@ class Episode(BranchViews):
         # Reveal the answer of active branch j at its current depth d.
         with cython.boundscheck(False), cython.wraparound(False):
             b = self._pool[j]
-            row = self._answer_at[b]
-            answer = row[d]
+        answer = self._answer_at[b][d]
+        with cython.boundscheck(False), cython.wraparound(False):
             self._probed_at[j] = d
             self._latest[j] = answer
-            self._probe_log.append(j)
-            self._probe_log.append(d)
-            if self.trace is not None:
-                self._record("PROBE", j, answer)
-            return answer
+        self._probe_log.append(j)
+        self._probe_log.append(d)
+        if self.trace is not None:
+            self._record("PROBE", j, answer)
+        return answer
 
     # ============================================================= actions
     def branch(self) -> int:

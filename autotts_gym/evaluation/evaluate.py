@@ -29,6 +29,7 @@ import numpy as np
 from autotts_gym.data.sources import load_store
 from autotts_gym.data.store import Split, Store
 from autotts_gym.engine import Episode, EpisodeResult
+from autotts_gym.engine.recorded import RecordedEpisode, is_recorded
 from autotts_gym.evaluation.orders import branch_order
 from autotts_gym.utils.arguments import check_budget, check_nonnegative, check_positive_int
 from autotts_gym.utils.progress import progress_bar
@@ -72,7 +73,9 @@ class EpisodeOptions:
         """The episode of ``(question, seed)`` under these options."""
         data = split.question(question)
         order = branch_order(data.num_branches, seed, question, self.shuffle, self.subsample)
-        return Episode(
+        # A store recorded by a live run holds only what that run generated: its episodes
+        # stop with a clear error when asked for anything else.
+        return (RecordedEpisode if is_recorded(split) else Episode)(
             data,
             order,
             budget_tokens=self.budget_tokens,

@@ -30,7 +30,6 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from operator import getitem
 from pathlib import Path
 from typing import Any
 
@@ -277,7 +276,7 @@ class Sandbox:
         return [s.episode.result for s in slots]
 
     def _serve(self, channel: socket.socket, slots: list[_Slot]) -> None:
-        open_slots = len(slots)
+        unit = Unit(slots)
         while True:
             requests = self._receive(channel, packed=True)
             if requests is None:  # the child died: how, the zygote says
@@ -285,35 +284,56 @@ class Sandbox:
             if requests and requests[0] == "failed":
                 raise _reported_failure(requests)
             if not requests:  # an empty batch: the child is done
-                if open_slots:
-                    raise UnitFailed("invalid-request", f"the controller left {open_slots} episodes unfinished")
+                unit.check_finished()
                 return
-            if not isinstance(requests[0], list) or len(requests) > 4 * len(slots) + 16:
-                raise UnitFailed("invalid-request", "a batch of requests is malformed")
             clock = time.perf_counter()
-            replies = []
-            for request in requests:
-                slot, op = request[0], request[1]
-                if not 0 <= slot < len(slots) or slots[slot].ended:
-                    raise UnitFailed("invalid-request", f"a request names no running episode of this unit: {slot}")
-                s = slots[slot]
-                if op == wire.END or op == wire.FAIL:
-                    if op == wire.FAIL:
-                        message = request[2][:2000] or "the controller raised"
-                        raise UnitFailed(_failure_kind(message), message, s.where, request[3].splitlines()[-6:])
-                    s.ended = True
-                    open_slots -= 1
-                    if not s.episode.done:  # returned without answering: the aggregation rule
-                        s.episode.answer(reason="end")
-                    replies.append(None)
-                else:
-                    replies.append(_act(s.episode, s, op, request))
+            replies = unit.apply(requests)
             self.engine_seconds += time.perf_counter() - clock
             self.requests += len(requests)
             try:
                 wire.send_data(channel, ["replies", replies])
             except OSError:
                 raise self._child_status_failure(self._finish(channel)) from None
+
+
+class Unit:
+    """The episodes of one unit as the engine plays them: applies batches of requests
+    (from :func:`wire.unpack_requests`) and answers each with what it revealed."""
+
+    def __init__(self, slots: list[_Slot]) -> None:
+        self.slots = slots
+        self.open = len(slots)
+        # A batch holds, per episode, its deferred PRUNEs (each branch once) and one request.
+        self.most = sum(s.episode.num_available for s in slots) + 2 * len(slots) + 16
+
+    def apply(self, requests: list) -> list:
+        """Apply a batch in order; its replies (:class:`UnitFailed` ends the unit)."""
+        if not isinstance(requests[0], list) or len(requests) > self.most:
+            raise UnitFailed("invalid-request", "a batch of requests is malformed")
+        slots = self.slots
+        replies = []
+        for request in requests:
+            slot, op = request[0], request[1]
+            if not 0 <= slot < len(slots) or slots[slot].ended:
+                raise UnitFailed("invalid-request", f"a request names no running episode of this unit: {slot}")
+            s = slots[slot]
+            if op == wire.END or op == wire.FAIL:
+                if op == wire.FAIL:
+                    message = request[2][:2000] or "the controller raised"
+                    raise UnitFailed(_failure_kind(message), message, s.where, request[3].splitlines()[-6:])
+                s.ended = True
+                self.open -= 1
+                if not s.episode.done:  # returned without answering: the aggregation rule
+                    s.episode.answer(reason="end")
+                replies.append(None)
+            else:
+                replies.append(_act(s.episode, s, op, request))
+        return replies
+
+    def check_finished(self) -> None:
+        """Raise :class:`UnitFailed` if an episode is still running."""
+        if self.open:
+            raise UnitFailed("invalid-request", f"the controller left {self.open} episodes unfinished")
 
 
 def _over(s: _Slot) -> UnitFailed:
@@ -414,22 +434,35 @@ def _act(e: Episode, s: _Slot, op: int, request: list) -> list:
         error = ("BudgetExceeded", _QUESTION_PREFIX.sub("", str(err)))
     except (InvalidAction, ValueError, IndexError) as err:
         error = ("InvalidAction", _QUESTION_PREFIX.sub("", str(err)))
-    # What the action revealed. Probes as a flat list (branch, depth, label, ...): a probed
-    # branch is active at that depth with that latest answer. Rows (branch, depth, status,
-    # latest, tokens) for every other change: opened, finished (in finishing order),
-    # pruned, or continued without a probe. An unfinished branch's tokens are its depth
-    # times Delta (the MDP's charge), so only finished branches carry theirs.
+    rows, probes = _revealed(e, labels, n0, f0, p0, touched)
+    return [value, rows, probes, error]
+
+
+def _revealed(e: Episode, labels: list, n0: int, f0: int, p0: int, touched: Sequence[int]) -> tuple:
+    """What an action revealed. Probes as a flat list (branch, depth, label, ...): a probed
+    branch is active at that depth with that latest answer. Rows (branch, depth, status,
+    latest, tokens) for every other change: opened, finished (in finishing order),
+    pruned, or continued without a probe. An unfinished branch's tokens are its depth
+    times Delta (the MDP's charge), so only finished branches carry theirs."""
     log = e._probe_log
+    pool = e._pool
     probes = None
-    if len(log) > p0:
-        js, ds = log[p0::2], log[p0 + 1 :: 2]
+    end = len(log)
+    if end > p0:
         q = e.question
-        rows_of = map(q.answer_at.__getitem__, map(e._pool.__getitem__, js))
-        probes = [js, ds, list(map(labels.__getitem__, map(getitem, rows_of, ds)))]
+        answer_at = q.answer_at
+        js, ds, answers = [], [], []
+        for k in range(p0, end, 2):
+            j = log[k]
+            d = log[k + 1]
+            js.append(j)
+            ds.append(d)
+            answers.append(labels[answer_at[pool[j]][d]])
+        probes = [js, ds, answers]
         if q.probe_confidence is not None:
-            confs = map(q.probe_confidence.__getitem__, map(e._pool.__getitem__, js))
-            probes.append(list(map(getitem, confs, ds)))
-    n1 = len(e._pool)
+            confs = q.probe_confidence
+            probes.append([confs[pool[log[k]]][log[k + 1]] for k in range(p0, end, 2)])
+    n1 = len(pool)
     finished = e._finished_order[f0:]
     changed = [*finished]
     if n1 > n0:
@@ -445,7 +478,7 @@ def _act(e: Episode, s: _Slot, op: int, request: list) -> list:
                 seen.add(j)
                 tokens = e.branch_tokens(j) if status[j] == FINISHED else 0
                 rows.append((j, depth[j], status[j], labels[latest[j]], tokens, j in finished))
-    return [value, rows, probes, error]
+    return rows, probes
 
 
 def _failure_kind(message: str) -> str:

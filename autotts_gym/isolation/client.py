@@ -29,7 +29,7 @@ import types
 from array import array
 from typing import Any
 
-from autotts_gym.engine.protocol import ACTIVE, FINISHED, NO_ANSWER_ID, BudgetExceeded, InvalidAction
+from autotts_gym.engine.protocol import ACTIVE, FINISHED, NO_ANSWER_ID, PRUNED, BudgetExceeded, InvalidAction
 from autotts_gym.engine.views import BranchViews
 from autotts_gym.isolation import wire
 
@@ -41,6 +41,14 @@ _OPENING = frozenset(
 _STRINGS: list[str] = []
 
 _ERRORS = {"InvalidAction": InvalidAction, "BudgetExceeded": BudgetExceeded}
+
+
+def _set_probed(depth: list, latest: list, probed_at: list, js: list, ds: list, answers: list) -> None:
+    """Branch ``js[i]`` was probed at depth ``ds[i]`` and answered ``answers[i]``."""
+    for i in range(len(js)):
+        j = js[i]
+        depth[j] = probed_at[j] = ds[i]
+        latest[j] = answers[i]
 
 
 class RemoteEpisode(BranchViews):
@@ -68,6 +76,7 @@ class RemoteEpisode(BranchViews):
         "_nprobes",
         "_confidence",
         "_prunes",
+        "_deferred",
         "_done",
     )
 
@@ -87,6 +96,7 @@ class RemoteEpisode(BranchViews):
         self._nprobes = 0
         self._confidence: dict[tuple[int, int], float] | None = {} if has_conf else None
         self._prunes = 0
+        self._deferred: list[int] = []  # PRUNEs applied to the mirror, sent with the next request
         self._done = False
         self._active: list[int] = []  # active branches in opening order
         self._vote: tuple[int, tuple[int, int, int]] = (0, (NO_ANSWER_ID, 0, 0))  # (finished, their vote)
@@ -101,17 +111,35 @@ class RemoteEpisode(BranchViews):
             raise InvalidAction(
                 f"{wire.OP_NAMES[request[1]]}: its arguments are ints, got {request[2:]!r}"[:300]
             ) from None
-        value, rows, probes, error = self._hub.switch(packed)
+        deferred = self._deferred
+        if not deferred:
+            return self._take(request[1], self._hub.switch((packed, 1))[0])
+        # PRUNEs reveal nothing: they travel with this request, in order, and their replies
+        # only confirm what the mirror already did (an error there is the engine's word).
+        packed = array("q", self._flush()) + packed
+        replies = self._hub.switch((packed, len(deferred) + 1))
+        deferred.clear()
+        errors = [r[3] for r in replies[:-1] if r[3] is not None]
+        value = self._take(request[1], replies[-1])
+        if errors:
+            raise _ERRORS.get(errors[0][0], InvalidAction)(errors[0][1])
+        return value
+
+    def _flush(self) -> list[int]:
+        """The deferred PRUNEs as packed requests."""
+        slot, prune = self._slot, wire.PRUNE
+        return [x for j in self._deferred for x in (slot, prune, j)]
+
+    def _take(self, op: int, reply: list) -> Any:
+        """Take in what a reply revealed; its value, or its error raised."""
+        value, rows, probes, error = reply
         if probes:  # (branches, depths, answers[, confidences]): probed, hence active there
             js, ds, answers = probes[0], probes[1], probes[2]
-            depth = self._depth
-            if request[1] in _OPENING:
+            if op in _OPENING:
                 top = max(js)
-                if top >= len(depth):
+                if top >= len(self._depth):
                     self._open(top)
-            any(map(depth.__setitem__, js, ds))  # C-level loops: setitem returns None
-            any(map(self._latest.__setitem__, js, answers))
-            any(map(self._probed_at.__setitem__, js, ds))
+            _set_probed(self._depth, self._latest, self._probed_at, js, ds, answers)
             self._probes.append(probes)  # as received; revealed_probes flattens them
             self._nprobes += len(js)
             if self._confidence is not None:
@@ -135,13 +163,17 @@ class RemoteEpisode(BranchViews):
         return value
 
     def _open(self, j: int) -> None:
-        while len(self._depth) <= j:
-            self._active.append(len(self._depth))
-            self._depth.append(0)
-            self._status.append(ACTIVE)
-            self._latest.append(NO_ANSWER_ID)
-            self._probed_at.append(-1)
-            self._btok.append(0)
+        """Open branches up to ``j`` in the mirror."""
+        n = len(self._depth)
+        if j < n:
+            return
+        k = j + 1 - n
+        self._active.extend(range(n, j + 1))
+        self._depth.extend([0] * k)
+        self._status.extend([ACTIVE] * k)
+        self._latest.extend([NO_ANSWER_ID] * k)
+        self._probed_at.extend([-1] * k)
+        self._btok.extend([0] * k)
 
     # ------------------------------------------------------------- actions
     def branch(self) -> int:
@@ -158,7 +190,13 @@ class RemoteEpisode(BranchViews):
 
     def prune(self, j: int) -> None:
         """PRUNE(j): deactivate branch j; what it revealed stays."""
-        self._ask([self._slot, wire.PRUNE, j])
+        if type(j) is int and not self._done and 0 <= j < len(self._status) and self._status[j] == ACTIVE:
+            # Admissible (the engine's own check, on the mirror): apply it here, send it later.
+            self._status[j] = PRUNED
+            self._active.remove(j)
+            self._deferred.append(j)
+        else:  # the engine says why not
+            self._ask([self._slot, wire.PRUNE, j])
         self._prunes += 1
 
     def answer(self, answer: int | None = None, reason: str = "answer") -> None:
@@ -548,11 +586,40 @@ def _describe(module: types.ModuleType, job: dict) -> dict:
     }
 
 
-def _play(module: types.ModuleType, job: dict, channel: socket.socket) -> None:
-    """Run the unit's episodes, each in its own greenlet; one message per round carries a
-    request from every episode waiting for the engine."""
+def play_episodes(controller: Any, episodes: list, exchange: Any, filename: str) -> None:
+    """Run ``controller`` on every episode ``(slot, info)``, each in its own greenlet;
+    ``exchange(requests) -> replies`` carries one batch to the engine: a request from
+    every episode waiting for it (after its deferred PRUNEs)."""
     import greenlet
 
+    hub = greenlet.getcurrent()
+
+    def play_one(episode: RemoteEpisode) -> tuple[array, int]:
+        try:
+            controller(episode)
+        except BaseException as err:  # noqa: B036 - reported, the engine fails the unit
+            _STRINGS.append(f"{type(err).__name__}: {err}"[:2000])
+            _STRINGS.append("\n".join(_frames(err, filename)))
+            return array("q", (episode._slot, wire.FAIL, len(_STRINGS) - 2, len(_STRINGS) - 1)), 1
+        return array("q", [*episode._flush(), episode._slot, wire.END]), len(episode._deferred) + 1
+
+    # (greenlet, what to send it): the episode to start with, then the engine's replies to
+    # what it handed over: (its packed requests, how many).
+    pending = [(greenlet.greenlet(play_one), RemoteEpisode(slot, tuple(info), hub)) for slot, info in episodes]
+    while pending:
+        requests, waiting, n = [], [], 0
+        for g, value in pending:
+            packed, count = g.switch(value)
+            requests.append(packed)
+            if not g.dead:
+                waiting.append((n, n + count, g))
+            n += count
+        replies = exchange(requests)
+        pending = [(g, replies[i:j]) for i, j, g in waiting]
+
+
+def _play(module: types.ModuleType, job: dict, channel: socket.socket) -> None:
+    """Run the unit's episodes over the channel (:func:`play_episodes`)."""
     cls = _controller_class(module, job.get("class_name"))
     controller = cls(**job["params"])
     if job.get("beta") is not None:
@@ -560,30 +627,14 @@ def _play(module: types.ModuleType, job: dict, channel: socket.socket) -> None:
             object.__setattr__(controller, "beta", float(job["beta"]))
         except AttributeError:
             pass
-    hub = greenlet.getcurrent()
-    filename = job["filename"]
 
-    def play_one(episode: RemoteEpisode) -> list:
-        try:
-            controller(episode)
-        except BaseException as err:  # noqa: B036 - reported, the engine fails the unit
-            _STRINGS.append(f"{type(err).__name__}: {err}"[:2000])
-            _STRINGS.append("\n".join(_frames(err, filename)))
-            return array("q", (episode._slot, wire.FAIL, len(_STRINGS) - 2, len(_STRINGS) - 1))
-        return array("q", (episode._slot, wire.END))
-
-    # (greenlet, what to send it): the episode to start with, then the engine's reply.
-    pending = [(greenlet.greenlet(play_one), RemoteEpisode(slot, tuple(info), hub)) for slot, info in job["episodes"]]
-    while pending:
-        requests, waiting = [], []
-        for g, value in pending:
-            requests.append(g.switch(value))
-            if not g.dead:
-                waiting.append((len(requests) - 1, g))
+    def exchange(requests: list[array]) -> list:
         wire.send_frame(channel, wire.pack_arrays(requests, _STRINGS))
         _STRINGS.clear()
         kind, replies = wire.recv_data(channel)
         if kind != "replies":
             raise _Failure("engine", str(replies))
-        pending = [(g, replies[i]) for i, g in waiting]
+        return replies
+
+    play_episodes(controller, job["episodes"], exchange, job["filename"])
     wire.send_frame(channel, wire.pack_arrays([], []))  # an empty batch: done

@@ -43,6 +43,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from functools import cache
+from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
 from autotts_gym.utils.build import pure_python_requested
@@ -139,14 +140,12 @@ def stage_runtime(folder: Path, source: str) -> Path:
         target = root / "lib" / dst
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(repo / src, target)
+        for suffix in () if pure_python_requested() else EXTENSION_SUFFIXES:  # its compiled build, if built
+            compiled = (repo / src).with_suffix(suffix)
+            if compiled.exists():
+                shutil.copyfile(compiled, target.with_suffix(suffix))
     for dst, text in _GENERATED.items():
         (root / "lib" / dst).write_text(text)
-    if not pure_python_requested():  # the compiled builds of staged modules (views, voting), if built
-        suffix = sysconfig.get_config_var("EXT_SUFFIX")
-        for src, dst in _RUNTIME_FILES:
-            compiled = (repo / src).with_suffix(suffix)
-            if compiled.is_file():
-                shutil.copyfile(compiled, (root / "lib" / dst).with_suffix(suffix))
     (root / "candidate.py").write_text(source, encoding="utf-8")
     # Beta confidences computed here, so the container need not load scipy to vote.
     (root / "confidence.json").write_text(json.dumps(_confidences()))
@@ -399,6 +398,19 @@ class Container:
                 except OSError:
                     pass
         return found
+
+    def cpu_seconds(self) -> float:
+        """CPU seconds used so far by the container's live processes and the children they
+        reaped (the zygote reaps every unit's process)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.processes():
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    total += sum(map(int, fh.read().rsplit(")", 1)[1].split()[11:15]))  # utime .. cstime
+            except OSError:
+                pass
+        return total / tick
 
     def log_tail(self, chars: int = 4000) -> str:
         """The end of what the container printed."""

@@ -123,7 +123,7 @@ def _play_units(
             )
             if (p, i, q, seed) in trace:
                 traces[(p, i, q, seed)] = (e.trace, r)
-    return rows, traces, (sandbox.engine_seconds, sandbox.requests)
+    return rows, traces, {"engine": sandbox.engine_seconds, "requests": sandbox.requests}
 
 
 def evaluate_isolated(
@@ -199,13 +199,12 @@ def evaluate_isolated(
             description=description, units=units, splits=splits, options=options, key=key, class_name=name,
         )  # fmt: skip
         try:
-            rows, (engine_seconds, requests) = _run_units(sandbox)
+            rows, work = _run_units(sandbox)
         finally:
             _JOB.clear()
         timing["play"] = time.monotonic() - lap
-        timing["engine"] = engine_seconds
+        timing.update(work)
         timing["units"] = len(units)
-        timing["requests"] = requests
         per_cell: dict[tuple[int, int], list[tuple]] = {}
         for p, i, row in rows:
             per_cell.setdefault((p, i), []).append(row)
@@ -243,14 +242,19 @@ def evaluate_isolated(
 _JOB: dict[str, Any] = {}
 
 
-def _share(sandbox: Sandbox, index: int) -> tuple[list, tuple[float, int]]:
+def _share(sandbox: Sandbox, index: int) -> tuple[list, dict[str, float]]:
+    """Play a worker's share of the units; its rows and what the work took: the engine's
+    seconds and requests, and the CPU seconds of this process and of the container."""
     j = _JOB
     mine = j["units"][index :: j["workers"]]
+    cpu = time.process_time()
     rows, _, work = _play_units(sandbox, j["description"], mine, j["splits"], j["options"], j["key"], j["class_name"])
+    work["engine_cpu"] = time.process_time() - cpu
+    work["sandbox_cpu"] = sandbox.container.cpu_seconds()
     return rows, work
 
 
-def _worker(index: int) -> tuple[list, tuple[float, int], tuple | None]:
+def _worker(index: int) -> tuple[list, dict[str, float], tuple | None]:
     """A forked engine with a container of its own, playing its share of the units."""
     folder = _JOB["folder"] / f"{index}"
     folder.mkdir(mode=0o700)
@@ -262,10 +266,10 @@ def _worker(index: int) -> tuple[list, tuple[float, int], tuple | None]:
             sandbox.container.close()
         return rows, work, None
     except UnitFailed as err:
-        return [], (0.0, 0), (err.kind, err.message, err.where, err.frames)
+        return [], {}, (err.kind, err.message, err.where, err.frames)
 
 
-def _run_units(sandbox: Sandbox) -> tuple[list, tuple[float, int]]:
+def _run_units(sandbox: Sandbox) -> tuple[list, dict[str, float]]:
     """Play every unit: share 0 in ``sandbox``, the others in forked engines with
     containers of their own, side by side."""
     workers = _JOB["workers"]
@@ -274,11 +278,11 @@ def _run_units(sandbox: Sandbox) -> tuple[list, tuple[float, int]]:
     ctx = mp.get_context("fork")
     with ctx.Pool(workers - 1) as pool:
         pending = pool.map_async(_worker, range(1, workers))
-        rows, (engine, requests) = _share(sandbox, 0)
-        for more, (seconds, count), failure in pending.get():
+        rows, work = _share(sandbox, 0)
+        for more, theirs, failure in pending.get():
             if failure is not None:
                 raise UnitFailed(*failure)
             rows += more
-            engine += seconds
-            requests += count
-    return rows, (engine, requests)
+            for k, v in theirs.items():
+                work[k] += v
+    return rows, work

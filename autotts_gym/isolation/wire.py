@@ -131,7 +131,7 @@ def unpack_requests(payload: bytes) -> list[list]:
         strings = json.loads(payload[end:])
     except (ValueError, RecursionError):
         raise ChannelError("a batch's strings are not a JSON list") from None
-    if type(strings) is not list or not all(type(x) is str for x in strings):
+    if type(strings) is not list or set(map(type, strings)) - {str}:
         raise ChannelError("a batch's strings are not a list of strings")
     out = []
     i = 0

@@ -288,38 +288,53 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def vllm_server(tiny_model, scratch):
-    """A real OpenAI-compatible vLLM server on 127.0.0.1, stopped after the tests."""
-    port = _free_port()
+def start_vllm_server(model: Path, log_path: Path, port: int | None = None) -> tuple[subprocess.Popen, int]:
+    """Start a real OpenAI-compatible vLLM server on 127.0.0.1 and wait until it is healthy."""
+    port = port or _free_port()
     cmd = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_model),
+        sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
         "--served-model-name", "tiny", "--host", "127.0.0.1", "--port", str(port), "--dtype", "bfloat16",
         "--max-model-len", str(MAX_MODEL_LEN), "--block-size", "32", "--enforce-eager",
         "--distributed-executor-backend", "uni", "--enable-prefix-caching", "--enable-prompt-tokens-details",
         "--uvicorn-log-level", "warning",
     ]
-    log = open(scratch / "server.log", "w")  # noqa: SIM115  (closed below)
-    server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
         while True:
-            assert server.poll() is None, (scratch / "server.log").read_text()[-3000:]
+            assert server.poll() is None, log_path.read_text()[-3000:]
             assert time.monotonic() < deadline, "the vLLM server did not start within 300 s"
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
-                    break
+                    return server, port
             except OSError:
                 time.sleep(1)
+    except BaseException:
+        stop_vllm_server(server)
+        raise
+
+
+def stop_vllm_server(server: subprocess.Popen) -> None:
+    """Stop a server started by :func:`start_vllm_server` (its whole process group)."""
+    if server.poll() is not None:
+        return
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tiny_model, scratch):
+    """A real OpenAI-compatible vLLM server on 127.0.0.1, stopped after the tests."""
+    server, port = start_vllm_server(tiny_model, scratch / "server.log")
+    try:
         yield port
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=30)
-        log.close()
+        stop_vllm_server(server)
 
 
 def test_server_mode_against_a_local_vllm_server(vllm_server, tiny_model, questions_file, scratch, offline_store):

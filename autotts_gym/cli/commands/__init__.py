@@ -16,4 +16,5 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
     ("discover", "discover", "Let an LLM (or a scripted folder) propose controllers, evaluate each one's beta sweep in a sandbox, feed back curves and traces."),
     ("train-ppo", "train_ppo", "Train a PPO policy on a store (MaskablePPO with the env's masks, or plain PPO); TensorBoard, checkpoints."),
     ("collect", "collect", "Build a replay store from a model and a question set with vLLM (offline engine or servers)."),
+    ("run", "run", "Run a controller live against a model (vLLM in-process or servers); keep the run as a replay store."),
 )
