@@ -1,5 +1,10 @@
 """autotts-gym: the AutoTTS replay MDP for test-time-scaling research."""
 
+from autotts_gym.utils import build as _build
+
+if _build.pure_python_requested():  # AUTOTTS_PURE_PYTHON=1: the .py sources, not the compiled engine
+    _build.install_source_first()
+
 from autotts_gym.data.sources import load_store
 from autotts_gym.data.store import QuestionData, Split, SplitInfo, Store, StoreError
 from autotts_gym.engine import ACTIVE, FINISHED, PRUNED, BudgetExceeded, Episode, EpisodeResult, InvalidAction

@@ -13,7 +13,7 @@ On the release data (``../shared/replay/autotts-release``, 4 models x AIME24/AIM
    process), the figure issue 3 sets a target for.
 
 With ``--pure-python-reference`` it also times the matrix in a child process with the
-C loops switched off (``AUTOTTS_PURE_PYTHON=1``: the engine's reference Python), and
+plain-Python build of the engine (``AUTOTTS_PURE_PYTHON=1``: the same source, not compiled), and
 prints the ratio of the two, measured in the same run.
 
 Besides wall time it prints CPU time (this process and its workers), which a machine
@@ -36,9 +36,10 @@ from typing import Any
 
 from autotts_gym.cli.methods import TABLE1_ROWS, parse_method_spec, run_methods
 from autotts_gym.data.sources import load_store
-from autotts_gym.engine import speedups
+from autotts_gym.engine import episode
 from autotts_gym.evaluation.evaluate import default_workers, make_options
 from autotts_gym.reporting.tables import render_table
+from autotts_gym.utils.build import is_compiled
 
 RELEASE = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
 
@@ -69,14 +70,14 @@ def main() -> None:
     parser.add_argument("--matrix-seeds", type=int, default=100, help="seeds per question for the matrix (the paper: 100)")
     parser.add_argument("--single-matrix", action="store_true", help="also time the matrix in one process")
     parser.add_argument(
-        "--pure-python-reference", action="store_true", help="also time the matrix without the C loops (child process)"
+        "--pure-python-reference", action="store_true", help="also time the matrix with the plain-Python build (child process)"
     )
     parser.add_argument("--matrix-only", action="store_true", help="time only the matrix")
     args = parser.parse_args()
 
     workers = default_workers()
     print(f"cores usable: {workers}; load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"C loops (autotts_gym._speedups): {'in use' if speedups.enabled() else 'OFF: the reference Python runs'}")
+    print(f"engine build: {'compiled (Cython)' if is_compiled(episode) else 'plain Python'}")
     store, load_s, _ = timed(lambda: load_store(args.store))
     splits = list(store)
     print(f"store: {args.store} ({len(splits)} splits) loaded in {load_s:.2f} s\n")
@@ -89,7 +90,7 @@ def main() -> None:
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}\n")
     if args.pure_python_reference:
         pure_wall = pure_python_matrix(args)
-        print(f"pure Python reference matrix: {pure_wall:.2f} s wall; with the C loops {matrix_wall:.2f} s: "
+        print(f"plain-Python build matrix: {pure_wall:.2f} s wall; compiled {matrix_wall:.2f} s: "
               f"{pure_wall / matrix_wall:.2f}x faster\n")  # fmt: skip
     if not args.matrix_only:
         print(REFERENCE)

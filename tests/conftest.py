@@ -7,9 +7,8 @@ evaluation, reporting, the import contracts), ``isolation/`` (untrusted controll
 repository). The tests that need it take this fixture and are skipped, with the reason
 below, when it is absent; nothing else in tests/ spells the path out.
 
-``engine_path``: runs a test once with the engine's and the voting helpers' C loops
-(``autotts_gym._speedups``) and once with their Python reference, so a mistake in either
-is seen (the C path takes over most unbudgeted calls and would hide a Python mistake).
+The engine's tests run on the build in use (compiled, or plain Python with
+``AUTOTTS_PURE_PYTHON=1``); tests/core/test_builds.py runs both builds side by side.
 
 ``tiny_model_dir``: the tiny trained reasoning model for tests with real vLLM
 (:func:`collection.tiny_model.build_tiny_model`), trained once (about a minute of CPU) and
@@ -23,9 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from autotts_gym.engine import Episode, voting
-from autotts_gym.engine import episode as engine
-
 RELEASE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "replay" / "autotts-release"
 RELEASE_SKIP_REASON = f"the AutoTTS release data is absent (looked for {RELEASE_DIR})"
 
@@ -37,19 +33,6 @@ def release() -> Path:
     if not RELEASE_DIR.is_dir():
         pytest.skip(RELEASE_SKIP_REASON)
     return RELEASE_DIR
-
-
-@pytest.fixture(params=["c", "python"])
-def engine_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """``"c"``: the installed methods (C loops when the extension is built); ``"python"``:
-    the reference Python methods and voting (the ``AUTOTTS_PURE_PYTHON=1`` state)."""
-    if request.param == "c" and not engine.REFERENCE_METHODS:
-        pytest.skip("the C extension autotts_gym._speedups is not built")
-    if request.param == "python":
-        for name, reference in engine.REFERENCE_METHODS.items():
-            monkeypatch.setattr(Episode, name, reference)
-        monkeypatch.setattr(voting, "_C", None)
-    return request.param
 
 
 @pytest.fixture(scope="session")

@@ -16,10 +16,13 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
+import sys
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import agents.asc
 from agents import base
@@ -27,7 +30,7 @@ from agents.discovery.contract import ALLOWED_MODULES, ENGINE_NAMES, EPISODE_ACT
 from agents.discovery.history import RoundRecord, select_best
 from agents.discovery.traces import render_traces
 from autotts_gym.engine import voting
-from autotts_gym.engine.episode import REFERENCE_METHODS, Episode
+from autotts_gym.engine.episode import Episode
 
 MAX_DIAGNOSTIC_CHARS = 1500
 
@@ -178,9 +181,8 @@ def api_text() -> str:
 
 
 def _describe(cls: type, name: str) -> str:
-    # The Python reference of a method the C extension replaced carries its docs.
-    member = REFERENCE_METHODS.get(name) or inspect.getattr_static(cls, name)
-    if isinstance(member, property):
+    member = next(k.__dict__[name] for k in cls.__mro__ if name in k.__dict__)
+    if isinstance(member, property) or inspect.isgetsetdescriptor(member):  # a compiled build's properties
         return f"- episode.{name}: {_first_paragraph(member)}"
     return f"- episode.{name}{_signature(member, drop_self=True)}: {_first_paragraph(member)}"
 
@@ -197,8 +199,23 @@ def _signature(fn: Callable, drop_self: bool = False) -> str:
     params = list(sig.parameters.values())[1:] if drop_self else list(sig.parameters.values())
     params = [p.replace(annotation=_Annotation(p.annotation)) if isinstance(p.annotation, str) else p for p in params]
     ret = sig.return_annotation
+    if ret is inspect.Signature.empty:
+        ret = _source_return_annotation(fn) or ret
     ret = _Annotation(ret) if isinstance(ret, str) else ret
     return str(sig.replace(parameters=params, return_annotation=ret))
+
+
+def _source_return_annotation(fn: Callable) -> str | None:
+    # A function the engine's compiled build declares with a C return type (a cpdef in a
+    # .pxd) keeps no return annotation; the source it was compiled from still has it.
+    module = sys.modules[fn.__module__]
+    source = Path(module.__file__).with_name(fn.__module__.rpartition(".")[2] + ".py")
+    if not source.is_file():
+        return None
+    for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.FunctionDef) and node.name == fn.__name__ and node.returns is not None:
+            return ast.unparse(node.returns)
+    return None
 
 
 def _first_paragraph(obj: object) -> str:

@@ -24,7 +24,12 @@ budget``. An inadmissible action raises :class:`InvalidAction`.
 
 Composites that match how published controllers are written: :meth:`open_and_probe`,
 :meth:`open_and_probe_many`, :meth:`continue_and_probe`, :meth:`continue_and_probe_many`,
-:meth:`read_whole`, :meth:`read_whole_many`.
+:meth:`read_whole`, :meth:`read_whole_many`. Each is its primitives in a row: opening a
+branch, stepping it and probing it are written once (``_open``, ``_step``, ``_probe``).
+
+This file is the engine: ``pip install`` compiles it with Cython when a C compiler is
+present (``episode.pxd`` beside it declares the C types of its state and locals), and
+the same file runs as plain Python otherwise (see ``setup.py``; identical results).
 """
 
 from __future__ import annotations
@@ -32,6 +37,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
+
+try:
+    import cython
+except ImportError:  # no Cython installed: plain Python, where its directives change nothing
+    from autotts_gym.utils import no_cython as cython
 
 from autotts_gym.data.store import QuestionData
 from autotts_gym.engine.protocol import (  # noqa: F401  (re-exported: the engine's public names)
@@ -47,7 +57,6 @@ from autotts_gym.engine.protocol import (  # noqa: F401  (re-exported: the engin
     check_answer_id,
     check_reason,
 )
-from autotts_gym.engine.speedups import C as _C
 from autotts_gym.engine.views import BranchViews
 from autotts_gym.engine.voting import majority
 
@@ -108,25 +117,22 @@ class Episode(BranchViews):
         trace: if True, record one dict per primitive action in :attr:`trace`.
     """
 
+    # The per-branch lists the views read are BranchViews' slots.
     __slots__ = (
         "question",
         "order",
+        "_num_probes",
+        "_answer_at",
+        "_tokens_at",
+        "_final_answer",
+        "_total_tokens",
         "_pool",
-        "_depth",
         "_whole",
         "_whole_depth",
         "_finish_tokens",
         "_finished_stepwise",
         "_n_prunes",
-        "_status",
-        "_active",
-        "_probed_at",
-        "_latest",
-        "_finals",
-        "_finished_order",
         "_probe_log",
-        "_loop_state",
-        "_vote",
         "_budget",
         "_kappa",
         "_aggregate",
@@ -152,10 +158,16 @@ class Episode(BranchViews):
         _check_order(order, question)
         self.question = question
         self.order = order
+        # The question's columns the actions read, held once.
+        self._num_probes = question.num_probes
+        self._answer_at = question.answer_at
+        self._tokens_at = question.tokens_at
+        self._final_answer = question.final_answer
+        self._total_tokens = question.total_tokens
         self._pool: list[int] = []  # pool index of each opened branch
         self._depth: list[int] = []
-        # Tokens, intervals and actions are derived from depths (see _counts), so the hot
-        # path updates only the branch it touches. What depths alone cannot give:
+        # Tokens, intervals and actions are derived from depths (see the views), so a step
+        # updates only the branch it touches. What depths alone cannot give:
         self._whole: set[int] = set()  # branches read whole (charged exactly their total)
         self._whole_depth = 0  # sum of the depths of branches read whole
         self._finish_tokens = 0  # finishing-step charges, plus the totals of whole reads
@@ -171,13 +183,6 @@ class Episode(BranchViews):
         # answer_at[pool[branch]][depth]). Flat ints allocate nothing on the hot path.
         self._probe_log: list[int] = []
         self._vote: tuple[int, tuple[int, int, int]] = (0, (NO_ANSWER_ID, 0, 0))  # (pool size, its vote)
-        # What the C loop of continue_and_probe_many reads and updates, packed once (the
-        # lists are only ever mutated in place).
-        self._loop_state = (
-            self._pool, self._depth, self._status, self._latest, self._probed_at, self._probe_log,
-            self._active, self._finals, self._finished_order, question.answer_at, question.tokens_at,
-            question.num_probes,
-        )  # fmt: skip
         self._budget = budget_intervals
         self._kappa = kappa_probe
         self._aggregate = aggregate or default_aggregate
@@ -285,16 +290,18 @@ class Episode(BranchViews):
         return self._budget is None or self.cost + extra <= self._budget
 
     def _require_active(self, j: int, action: str) -> None:
+        status = -1  # not opened
+        if 0 <= j < len(self._status):
+            with cython.boundscheck(False), cython.wraparound(False):
+                status = self._status[j]
+        if status == ACTIVE and self.result is None:
+            return
+        where = f"question {self.question.index}: {action}({j})"
         if self.result is not None:
-            raise InvalidAction(f"question {self.question.index}: {action}({j}) after ANSWER")
-        if not 0 <= j < len(self._pool):
-            raise InvalidAction(
-                f"question {self.question.index}: {action}({j}) names a branch that was not opened "
-                f"({len(self._pool)} opened)"
-            )
-        if self._status[j] != ACTIVE:
-            state = "finished" if self._status[j] == FINISHED else "pruned"
-            raise InvalidAction(f"question {self.question.index}: {action}({j}) on a {state} branch")
+            raise InvalidAction(f"{where} after ANSWER")
+        if status < 0:
+            raise InvalidAction(f"{where} names a branch that was not opened ({len(self._pool)} opened)")
+        raise InvalidAction(f"{where} on a {'finished' if status == FINISHED else 'pruned'} branch")
 
     def _require_open(self, action: str) -> None:
         if self.result is not None:
@@ -303,7 +310,7 @@ class Episode(BranchViews):
             raise InvalidAction(f"question {self.question.index}: {action}: all {len(self.order)} branches are open")
 
     def _require_budget(self, extra: float, action: str) -> None:
-        if not self._fits(extra):
+        if self._budget is not None and not self._fits(extra):
             raise BudgetExceeded(
                 f"question {self.question.index}: {action} exceeds the budget "
                 f"(cost {self.cost:g} + {extra:g} > {self._budget:g} intervals)"
@@ -320,6 +327,68 @@ class Episode(BranchViews):
             }
         )
 
+    # ==================================================== the state changes
+    # Every action is made of these four; admissibility is checked before them, so the
+    # indices into the episode's own per-branch lists are valid and the compiled build
+    # skips Python's index checks there (the question's data, which a live pool grows,
+    # keeps them).
+    def _open(self) -> int:
+        # Open the next branch of the order, at depth 0.
+        with cython.boundscheck(False), cython.wraparound(False):
+            j = len(self._pool)
+            self._pool.append(self.order[j])
+            self._depth.append(0)
+            self._status.append(ACTIVE)
+            self._active.append(j)
+            self._probed_at.append(-1)
+            self._latest.append(NO_ANSWER_ID)
+            return j
+
+    def _step(self, j: int) -> int:
+        # Decode one interval of active branch j: its new depth, or 0 if the step after
+        # its last probe finished it (revealing its final answer).
+        with cython.boundscheck(False), cython.wraparound(False):
+            b = self._pool[j]
+            d = self._depth[j] + 1
+            self._depth[j] = d
+        if d <= self._num_probes[b]:
+            return d
+        tokens_at = self._tokens_at[b]
+        self._finish_tokens += tokens_at[d] - tokens_at[d - 1]
+        self._finished_stepwise += 1
+        self._finish(j, self._final_answer[b])
+        return 0
+
+    def _finish(self, j: int, answer: int) -> None:
+        self._status[j] = FINISHED
+        self._leave_active(j)
+        self._latest[j] = answer
+        self._finals.append(answer)
+        self._finished_order.append(j)
+
+    def _leave_active(self, j: int) -> None:
+        # Drop j from the active set (``self._active.remove(j)``, a scan of ints).
+        active = self._active
+        for k in range(len(active)):
+            a = active[k]
+            if a == j:
+                del active[k]
+                return
+
+    def _probe(self, j: int, d: int) -> int:
+        # Reveal the answer of active branch j at its current depth d.
+        with cython.boundscheck(False), cython.wraparound(False):
+            b = self._pool[j]
+        answer = self._answer_at[b][d]
+        with cython.boundscheck(False), cython.wraparound(False):
+            self._probed_at[j] = d
+            self._latest[j] = answer
+        self._probe_log.append(j)
+        self._probe_log.append(d)
+        if self.trace is not None:
+            self._record("PROBE", j, answer)
+        return answer
+
     # ============================================================= actions
     def branch(self) -> int:
         """BRANCH: open the next branch of the order and decode its first interval.
@@ -328,14 +397,9 @@ class Episode(BranchViews):
         step, revealing its final answer.
         """
         self._require_open("BRANCH")
-        self._require_budget(1, "BRANCH")
-        j = len(self._pool)
-        self._pool.append(self.order[j])
-        self._depth.append(0)
-        self._status.append(ACTIVE)
-        self._active.append(j)
-        self._probed_at.append(-1)
-        self._latest.append(NO_ANSWER_ID)
+        if self._budget is not None:
+            self._require_budget(1, "BRANCH")
+        j = self._open()
         self._step(j)
         if self.trace is not None:
             self._record("BRANCH", j, self.final_answer(j))
@@ -354,28 +418,6 @@ class Episode(BranchViews):
             self._record("CONTINUE", j, self.final_answer(j))
         return self.final_answer(j)
 
-    def _step(self, j: int) -> None:
-        # Decode one interval of active branch j (admissibility already checked).
-        q = self.question
-        b = self._pool[j]
-        d = self._depth[j] + 1
-        self._depth[j] = d
-        if d > q.num_probes[b]:
-            self._finish_stepwise(j, b, d)
-
-    def _finish_stepwise(self, j: int, b: int, d: int) -> None:
-        q = self.question
-        self._finish_tokens += q.tokens_at[b][d] - q.tokens_at[b][d - 1]
-        self._finished_stepwise += 1
-        self._finish(j, q.final_answer[b])
-
-    def _finish(self, j: int, answer: int) -> None:
-        self._status[j] = FINISHED
-        self._active.remove(j)
-        self._latest[j] = answer
-        self._finals.append(answer)
-        self._finished_order.append(j)
-
     def probe(self, j: int) -> int:
         """PROBE(j): reveal the answer branch j would give at its current depth."""
         self._require_active(j, "PROBE")
@@ -385,21 +427,11 @@ class Episode(BranchViews):
         self._require_budget(self._kappa, "PROBE")
         return self._probe(j, d)
 
-    def _probe(self, j: int, d: int) -> int:
-        answer = self.question.answer_at[self._pool[j]][d]
-        self._probed_at[j] = d
-        self._latest[j] = answer
-        self._probe_log.append(j)
-        self._probe_log.append(d)
-        if self.trace is not None:
-            self._record("PROBE", j, answer)
-        return answer
-
     def prune(self, j: int) -> None:
         """PRUNE(j): deactivate branch j. Its depth and revealed answers stay."""
         self._require_active(j, "PRUNE")
         self._status[j] = PRUNED
-        self._active.remove(j)
+        self._leave_active(j)
         self._n_prunes += 1
         if self.trace is not None:
             self._record("PRUNE", j, self._latest[j])
@@ -452,78 +484,44 @@ class Episode(BranchViews):
 
         Returns ``(branch, answer)``.
         """
-        if self._budget is not None or self.trace is not None or self.result is not None:
-            j = self.branch()
-            if self._status[j] == FINISHED:
-                return j, self._latest[j]
+        j = self.branch()
+        return j, self._probe_opened(j)
+
+    def _probe_opened(self, j: int) -> int:
+        # The PROBE of open_and_probe: none if the branch finished on its first step.
+        if self.is_finished(j):
+            return self._latest[j]
+        if self._budget is not None:
             self._require_budget(self._kappa, "PROBE")
-            return j, self._probe(j, 1)
-        # Hot path (no budget, no trace): the accounting of branch and _probe, inlined.
-        j = len(self._pool)
-        if j >= len(self.order):
-            self._require_open("BRANCH")
-        b = self.order[j]
-        q = self.question
-        self._pool.append(b)
-        self._depth.append(1)
-        self._status.append(ACTIVE)
-        self._active.append(j)
-        if q.num_probes[b] < 1:  # no probe answers: finishes on its first step
-            self._probed_at.append(-1)
-            self._latest.append(NO_ANSWER_ID)
-            self._finish_stepwise(j, b, 1)
-            return j, self._latest[j]
-        answer = q.answer_at[b][1]
-        self._probed_at.append(1)
-        self._latest.append(answer)
-        self._probe_log.append(j)
-        self._probe_log.append(1)
-        return j, answer
+        return self._probe(j, 1)
 
     def open_and_probe_many(self, n: int) -> list[int]:
-        """:meth:`open_and_probe` ``n`` times; the revealed answers in opening order.
-
-        (In C when :mod:`autotts_gym.engine.speedups` is built; this is its reference.)
-        """
+        """:meth:`open_and_probe` ``n`` times; the revealed answers in opening order."""
         if n < 0:
             raise ValueError(f"open_and_probe_many: n must be >= 0, got {n}")
-        return [self.open_and_probe()[1] for _ in range(n)]
+        return [self._probe_opened(self.branch()) for _ in range(n)]
 
     def continue_and_probe(self, j: int) -> int:
         """CONTINUE(j), then PROBE(j) unless the step finished the branch.
 
         Returns the revealed answer (the final answer if the branch finished).
         """
-        if self._budget is not None or self.trace is not None or self.result is not None:
-            return self._checked_continue_and_probe(j)
-        # Hot path of every depth-first controller: the same accounting as _step and
-        # _probe, inlined (a budget or a trace takes the checked path above).
-        status = self._status
-        if not 0 <= j < len(status) or status[j] != ACTIVE:
-            self._require_active(j, "CONTINUE")
-        q = self.question
-        b = self._pool[j]
-        d = self._depth[j] + 1
-        self._depth[j] = d
-        if d > q.num_probes[b]:
-            self._finish_stepwise(j, b, d)
-            return self._latest[j]
-        answer = q.answer_at[b][d]
-        self._latest[j] = answer
-        self._probed_at[j] = d
-        self._probe_log.append(j)
-        self._probe_log.append(d)
-        return answer
-
-    def _checked_continue_and_probe(self, j: int) -> int:
         self._require_active(j, "CONTINUE")
-        self._require_budget(1 + self._kappa, "CONTINUE+PROBE")
-        self._step(j)
-        if self.trace is not None:
-            self._record("CONTINUE", j, self.final_answer(j))
-        if self._status[j] == FINISHED:
-            return self._latest[j]
-        return self._probe(j, self._depth[j])
+        return self._continue_and_probe(j, 1)
+
+    def _continue_and_probe(self, j: int, burst: int) -> int:
+        # continue_and_probe of active branch j, ``burst`` times in a row unless it
+        # finishes first; its last revealed answer.
+        for _ in range(burst):
+            if self._budget is not None:
+                self._require_budget(1 + self._kappa, "CONTINUE+PROBE")
+            d = self._step(j)
+            if self.trace is not None:
+                self._record("CONTINUE", j, self.final_answer(j))
+            if not d:
+                return self._latest[j]
+            answer = self._probe(j, d)
+        return answer
 
     def continue_and_probe_many(self, branches: Sequence[int], bursts: Sequence[int] | None = None) -> list[int]:
         """:meth:`continue_and_probe` on each branch in turn; each branch's revealed answer.
@@ -535,72 +533,14 @@ class Episode(BranchViews):
                 times in a row, stopping early if it finishes; the answer returned is its
                 last revealed one.
 
-        The hot path of lock-step and depth-first controllers: without a budget or a
-        trace, one loop with the accounting of :meth:`continue_and_probe` inlined (in C
-        when :mod:`autotts_gym.engine.speedups` is built).
+        The hot path of lock-step and depth-first controllers.
         """
-        if self._budget is not None or self.trace is not None or self.result is not None:
-            return self._checked_continue_and_probe_many(branches, bursts)
-        q = self.question
-        answer_at, num_probes = q.answer_at, q.num_probes
-        pool, depth, status, latest, probed_at = self._pool, self._depth, self._status, self._latest, self._probed_at
-        probes = self._probe_log
-        n = len(status)
         out = []
         for i, j in enumerate(branches):
-            if not 0 <= j < n or status[j] != ACTIVE:
-                self._require_active(j, "CONTINUE")
+            self._require_active(j, "CONTINUE")
             burst = 1 if bursts is None else _check_burst(bursts[i], j)
-            b = pool[j]
-            for _ in range(burst):
-                d = depth[j] + 1
-                depth[j] = d
-                if d > num_probes[b]:
-                    self._finish_stepwise(j, b, d)
-                    break
-                answer = answer_at[b][d]
-                latest[j] = answer
-                probed_at[j] = d
-                probes.append(j)
-                probes.append(d)
-            out.append(latest[j])
+            out.append(self._continue_and_probe(j, burst))
         return out
-
-    def _checked_continue_and_probe_many(self, branches: Sequence[int], bursts: Sequence[int] | None) -> list[int]:
-        out = []
-        for i, j in enumerate(branches):
-            burst = 1 if bursts is None else _check_burst(bursts[i], j)
-            for _ in range(burst):
-                answer = self._checked_continue_and_probe(j)
-                if self._status[j] != ACTIVE:
-                    break
-            out.append(answer)
-        return out
-
-    def read_whole_many(self, n: int) -> list[int]:
-        """:meth:`read_whole` ``n`` times; the final answers in reading order."""
-        if n < 0:
-            raise ValueError(f"read_whole_many: n must be >= 0, got {n}")
-        j0 = len(self._pool)
-        if self._budget is not None or self.trace is not None or self.result is not None or j0 + n > len(self.order):
-            return [self.read_whole()[1] for _ in range(n)]
-        # Without budget or trace: the bookkeeping of n whole reads, done list-wise.
-        q = self.question
-        new = self.order[j0 : j0 + n]
-        steps = [q.num_probes[b] + 1 for b in new]
-        finals = [q.final_answer[b] for b in new]
-        opened = range(j0, j0 + n)
-        self._pool.extend(new)
-        self._depth.extend(steps)
-        self._status.extend([FINISHED] * n)
-        self._probed_at.extend([-1] * n)
-        self._latest.extend(finals)
-        self._whole.update(opened)
-        self._whole_depth += sum(steps)
-        self._finish_tokens += sum(map(q.total_tokens.__getitem__, new))
-        self._finals.extend(finals)
-        self._finished_order.extend(opened)
-        return finals
 
     def read_whole(self) -> tuple[int, int]:
         """Open the next branch and read it to its end in one go, charged exactly its
@@ -608,41 +548,27 @@ class Episode(BranchViews):
 
         Under a budget the whole read must fit: it counts ``num_probes + 1`` intervals.
         """
-        self._require_open("READ_WHOLE")
-        j = len(self._pool)
-        b = self.order[j]
-        q = self.question
-        steps = q.num_probes[b] + 1
-        self._require_budget(steps, "READ_WHOLE")
-        self._pool.append(b)
-        self._depth.append(steps)
-        self._status.append(ACTIVE)
-        self._active.append(j)
-        self._probed_at.append(-1)
-        self._latest.append(NO_ANSWER_ID)
-        self._whole.add(j)
-        self._whole_depth += steps
-        self._finish_tokens += q.total_tokens[b]
-        self._finish(j, q.final_answer[b])
-        if self.trace is not None:
-            self._record("READ_WHOLE", j, self._latest[j])
+        j = self._read_whole()
         return j, self._latest[j]
 
+    def _read_whole(self) -> int:
+        self._require_open("READ_WHOLE")
+        b = self.order[len(self._pool)]
+        steps = self._num_probes[b] + 1
+        if self._budget is not None:
+            self._require_budget(steps, "READ_WHOLE")
+        j = self._open()
+        self._depth[j] = steps
+        self._whole.add(j)
+        self._whole_depth += steps
+        self._finish_tokens += self._total_tokens[b]
+        self._finish(j, self._final_answer[b])
+        if self.trace is not None:
+            self._record("READ_WHOLE", j, self._latest[j])
+        return j
 
-# The C versions of the most called methods and views (autotts_gym/engine/_speedups.c) replace
-# the Python ones above when the extension is built. The Python ones stay here as the
-# reference: the C ones hand them every case they do not cover (budget, trace, errors),
-# tests/core/test_speedups.py compares the two, and the docs and signatures are theirs.
-REFERENCE_METHODS: dict[str, Any] = {}
-
-
-def _install_c_paths(cls: type) -> None:
-    fallbacks = {name: getattr(cls, name) for name in ("continue_and_probe_many", "prune", "open_and_probe_many")}
-    for name, fn in _C.episode_functions(cls, fallbacks).items():
-        reference = next(k.__dict__[name] for k in cls.__mro__ if name in k.__dict__)
-        REFERENCE_METHODS[name] = reference
-        setattr(cls, name, property(fn, doc=reference.__doc__) if isinstance(reference, property) else _C.method(fn))
-
-
-if _C is not None:
-    _install_c_paths(Episode)
+    def read_whole_many(self, n: int) -> list[int]:
+        """:meth:`read_whole` ``n`` times; the final answers in reading order."""
+        if n < 0:
+            raise ValueError(f"read_whole_many: n must be >= 0, got {n}")
+        return [self._latest[self._read_whole()] for _ in range(n)]

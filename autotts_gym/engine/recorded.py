@@ -1,8 +1,7 @@
 """Episodes whose data may be missing: a hook before every read, and the recorded-run check.
 
-:class:`HookedEpisode` is the engine's :class:`~autotts_gym.engine.Episode` with every
-action routed through the engine's checked paths and three hooks called before the
-engine reads a branch's data: :meth:`~HookedEpisode.before_step` (the next interval),
+:class:`HookedEpisode` is the engine's :class:`~autotts_gym.engine.Episode` with three
+hooks called before the engine reads a branch's data: :meth:`~HookedEpisode.before_step` (the next interval),
 :meth:`~HookedEpisode.before_probe` (a probe answer) and
 :meth:`~HookedEpisode.before_whole` (a whole branch). The accounting stays the engine's.
 The live backend (``collection.live``) decodes the missing piece in these hooks.
@@ -16,10 +15,8 @@ for every split whose metadata says it was recorded (:func:`is_recorded`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from autotts_gym.engine import Episode
-from autotts_gym.engine.protocol import FINISHED, NO_ANSWER_ID
+from autotts_gym.engine.protocol import NO_ANSWER_ID
 
 # The answer string a recorded store holds where the live run decoded nothing.
 NOT_GENERATED = "<not generated>"
@@ -56,9 +53,11 @@ class HookedEpisode(Episode):
         """Called before pool branch ``branch`` is read whole."""
 
     # ----------------------------------------- the engine's data accesses
-    def _step(self, j: int) -> None:
+    # Every action steps and probes through _step and _probe (overridable in the
+    # compiled build too: episode.pxd declares them cpdef).
+    def _step(self, j: int) -> int:
         self.before_step(j, self._depth[j] + 1)
-        super()._step(j)
+        return super()._step(j)
 
     def _probe(self, j: int, d: int) -> int:
         self.before_probe(j, d)
@@ -69,29 +68,6 @@ class HookedEpisode(Episode):
         if self.result is None and len(self._pool) < len(self.order):
             self.before_whole(self.order[len(self._pool)])
         return super().read_whole()
-
-    # ------------------------------------- composites: the engine's checked paths
-    def open_and_probe(self) -> tuple[int, int]:
-        """BRANCH, then PROBE the new branch (unless it finished at once)."""
-        j = self.branch()
-        if self._status[j] == FINISHED:
-            return j, self._latest[j]
-        self._require_budget(self._kappa, "PROBE")
-        return j, self._probe(j, 1)
-
-    def open_and_probe_many(self, n: int) -> list[int]:
-        """:meth:`open_and_probe` ``n`` times; the revealed answers in opening order."""
-        if n < 0:
-            raise ValueError(f"open_and_probe_many: n must be >= 0, got {n}")
-        return [self.open_and_probe()[1] for _ in range(n)]
-
-    def continue_and_probe(self, j: int) -> int:
-        """CONTINUE(j), then PROBE(j) unless the step finished the branch."""
-        return self._checked_continue_and_probe(j)
-
-    def continue_and_probe_many(self, branches: Sequence[int], bursts: Sequence[int] | None = None) -> list[int]:
-        """The engine's ``continue_and_probe_many`` through its checked path."""
-        return self._checked_continue_and_probe_many(branches, bursts)
 
     def read_whole_many(self, n: int) -> list[int]:
         """:meth:`read_whole` ``n`` times; the final answers in reading order."""

@@ -5,7 +5,7 @@ The replay engine (:class:`autotts_gym.engine.Episode`) and the isolated channel
 the same names: ``_depth``, ``_status``, ``_latest``, ``_probed_at`` (lists by branch),
 ``_active`` (active branches in opening order), ``_finals`` and ``_finished_order``
 (finishing order) and ``_vote`` (the cached vote of the finished pool). These views read
-it; the engine's C loops may replace some of them with the same results.
+it. Compiled with the engine (``views.pxd`` declares the state's C types), or plain Python.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from autotts_gym.engine.voting import majority
 class BranchViews:
     """Read-only views of the branch state (see the module docstring)."""
 
-    __slots__ = ()
+    __slots__ = ("_depth", "_status", "_latest", "_probed_at", "_active", "_finals", "_finished_order", "_vote")
 
     @property
     def num_opened(self) -> int:
@@ -39,19 +39,19 @@ class BranchViews:
 
     def is_active(self, j: int) -> bool:
         """True if branch j can still be continued, probed or pruned."""
-        return self._status[j] == ACTIVE
+        return self.status(j) == ACTIVE
 
     def is_finished(self, j: int) -> bool:
         """True if branch j reached its end."""
-        return self._status[j] == FINISHED
+        return self.status(j) == FINISHED
 
     def is_pruned(self, j: int) -> bool:
         """True if branch j was pruned."""
-        return self._status[j] == PRUNED
+        return self.status(j) == PRUNED
 
     def is_probed(self, j: int) -> bool:
         """True if branch j was probed at its current depth (or is finished)."""
-        return self._probed_at[j] == self._depth[j] or self._status[j] == FINISHED
+        return self._probed_at[j] == self._depth[j] or self.status(j) == FINISHED
 
     def latest_answer(self, j: int) -> int:
         """Latest revealed answer of branch j (its final answer once finished), -1 if none."""
@@ -59,7 +59,7 @@ class BranchViews:
 
     def final_answer(self, j: int) -> int:
         """Final answer of branch j if finished, else -1."""
-        return self._latest[j] if self._status[j] == FINISHED else NO_ANSWER_ID
+        return self._latest[j] if self.status(j) == FINISHED else NO_ANSWER_ID
 
     @property
     def latest_answers(self) -> list[int]:
@@ -74,7 +74,21 @@ class BranchViews:
     def active_by_depth(self, deepest_first: bool = True) -> list[int]:
         """Active branches ordered by depth (deepest first, or shallowest first); equal
         depths keep opening order."""
-        return sorted(self._active, key=self._depth.__getitem__, reverse=deepest_first)
+        order, depth = list(self._active), self._depth
+        # A stable insertion sort (the active set is small, and mostly in order already).
+        for i in range(1, len(order)):
+            j = order[i]
+            key = depth[j]
+            k = i
+            while k > 0:
+                before = order[k - 1]
+                d = depth[before]
+                if (d >= key) if deepest_first else (d <= key):
+                    break
+                order[k] = before
+                k -= 1
+            order[k] = j
+        return order
 
     @property
     def num_active(self) -> int:

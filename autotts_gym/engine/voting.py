@@ -1,18 +1,19 @@
 """Shared voting and confidence helpers: every controller votes through these.
 
-Ties in a majority vote go to the tied answer seen first: ``collections.Counter`` keeps
-first-insertion order and ``max`` returns the first maximum, so the order of the list
-given is the tie-break order (finishing order, opening order, reading order).
+Ties in a majority vote go to the tied answer seen first: the counts keep first-insertion
+order and only a strictly larger count takes the lead, so the order of the list given is
+the tie-break order (finishing order, opening order, reading order).
+
+Compiled with the engine when a C compiler is present (``voting.pxd`` declares the
+counts' C types), plain Python otherwise: the same file, identical results.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from typing import Any
-
-from autotts_gym.engine.speedups import C as _C
 
 NO_ANSWER_ID = -1
 
@@ -22,16 +23,14 @@ def vote_counts(answers: Iterable[int]) -> Counter:
     return Counter(answers)
 
 
-def top_two(counts: Counter) -> tuple[int, int, int]:
+def top_two(counts: Mapping[Any, int]) -> tuple[int, int, int]:
     """``(winner, v1, v2)`` of a vote: leader (first seen among ties), its count and the
     runner-up's count. ``(-1, 0, 0)`` for an empty vote."""
-    if not counts:
-        return NO_ANSWER_ID, 0, 0
-    winner = max(counts, key=counts.__getitem__)
-    v1 = counts[winner]
-    v2 = 0
+    winner, v1, v2 = NO_ANSWER_ID, 0, 0
     for answer, c in counts.items():
-        if c > v2 and answer != winner:
+        if c > v1:  # a new leader; the old one is the runner-up
+            winner, v1, v2 = answer, c, v1
+        elif c > v2:
             v2 = c
     return winner, v1, v2
 
@@ -42,39 +41,64 @@ def majority(answers: Iterable[int], among: Iterable[int] | None = None) -> tupl
     With ``among``, the vote of ``answers[j] for j in among`` (in that order): e.g. the
     latest answers of the unpruned branches.
     """
-    if _C is not None:  # the same count in C for lists and tuples of ints
-        result = _C.majority(answers) if among is None else _C.majority(answers, among)
-        if result is not NotImplemented:
-            return result
-    return _majority_py(answers, among)
+    if isinstance(answers, (list, tuple)):
+        try:
+            vote = _vote_of_ids(answers, among)
+        except (TypeError, OverflowError):  # not int ids (the compiled build counts C longs)
+            vote = None
+        if vote is not None:
+            return vote
+    votes = answers if among is None else [answers[j] for j in among]
+    counts: dict[Any, int] = {}
+    for a in votes:
+        counts[a] = counts.get(a, 0) + 1
+    return top_two(counts)
 
 
-def _majority_py(answers: Iterable[int], among: Iterable[int] | None = None) -> tuple[int, int, int]:
-    # The reference of the C count (tests/core/test_speedups.py compares them).
-    if among is not None:
-        answers = [answers[j] for j in among]
-    return top_two(Counter(answers))
+def _vote_of_ids(answers: Sequence[int], among: Iterable[int] | None) -> tuple[int, int, int] | None:
+    # majority() of int answer ids with at most 64 distinct values (None beyond): a tally
+    # in first-seen order, on the stack when compiled (voting.pxd).
+    values = [0] * 64
+    counts = [0] * 64
+    m = 0
+    for i in range(len(answers) if among is None else len(among)):
+        j = i if among is None else among[i]
+        a = answers[j]
+        k = 0
+        while k < m and values[k] != a:
+            k += 1
+        if k == m:
+            if m == 64:
+                return None
+            values[m] = a
+            counts[m] = 0
+            m += 1
+        counts[k] += 1
+    if m == 0:
+        return NO_ANSWER_ID, 0, 0
+    best = 0
+    for k in range(1, m):
+        if counts[k] > counts[best]:
+            best = k
+    v2 = 0
+    for k in range(m):
+        if k != best and counts[k] > v2:
+            v2 = counts[k]
+    return values[best], counts[best], v2
 
 
 def update_streaks(
-    streaks: list[int], branches: Sequence[int], answers: Sequence[int], leader: int, threshold: int
+    streaks: list[int], branches: Iterable[int], answers: Sequence[int], leader: int, threshold: int
 ) -> list[int]:
     """Off-track streaks: for each ``j`` in ``branches``, ``streaks[j]`` grows by one if
     ``answers[j] != leader`` and resets to 0 otherwise. Returns the branches whose streak
     reached ``threshold``, in the order given (Parallel-Probe's and CMC's pruning rule)."""
-    if _C is not None and type(streaks) is list and type(branches) is list and type(answers) is list:
-        return _C.update_streaks(streaks, branches, answers, leader, threshold)
-    return _update_streaks_py(streaks, branches, answers, leader, threshold)
-
-
-def _update_streaks_py(
-    streaks: list[int], branches: Sequence[int], answers: Sequence[int], leader: int, threshold: int
-) -> list[int]:
-    # The reference of the C loop (tests/core/test_speedups.py compares them).
     reached = []
     for j in branches:
-        streaks[j] = streaks[j] + 1 if answers[j] != leader else 0
-        if streaks[j] >= threshold:
+        s = streaks[j]
+        s = s + 1 if answers[j] != leader else 0
+        streaks[j] = s
+        if s >= threshold:
             reached.append(j)
     return reached
 
@@ -124,15 +148,8 @@ def vote_confidence(answers: Iterable[int]) -> tuple[int, int, int, float]:
     return winner, v1, v2, beta_confidence(v1, v2)
 
 
-def by_agreement(branches: Sequence[int], answers: Sequence[int], leader: int, agree: Any, disagree: Any) -> list:
+def by_agreement(branches: Iterable[int], answers: Sequence[int], leader: int, agree: Any, disagree: Any) -> list:
     """``agree`` for each ``j`` in ``branches`` whose ``answers[j] == leader``, else
     ``disagree``: e.g. CMC's per-branch bursts (longer for branches aligned with the
     pool winner)."""
-    if _C is not None and type(branches) is list and type(answers) is list:
-        return _C.by_agreement(branches, answers, leader, agree, disagree)
-    return _by_agreement_py(branches, answers, leader, agree, disagree)
-
-
-def _by_agreement_py(branches: Sequence[int], answers: Sequence[int], leader: int, agree: Any, disagree: Any) -> list:
-    # The reference of the C loop (tests/core/test_speedups.py compares them).
     return [agree if answers[j] == leader else disagree for j in branches]

@@ -61,6 +61,7 @@ class RemoteEpisode(BranchViews):
         hub: the greenlet that carries requests to the engine.
     """
 
+    # The per-branch lists the views read are BranchViews' slots.
     __slots__ = (
         "_slot",
         "_hub",
@@ -69,22 +70,14 @@ class RemoteEpisode(BranchViews):
         "_kappa",
         "_delta",
         "_no_answer",
-        "_depth",
-        "_status",
-        "_latest",
-        "_probed_at",
         "_btok",
         "_whole",
-        "_finals",
-        "_finished_order",
         "_probes",
         "_nprobes",
         "_confidence",
         "_prunes",
         "_deferred",
         "_done",
-        "_active",
-        "_vote",
     )
 
     def __init__(self, slot: int, info: tuple, hub: Any) -> None:

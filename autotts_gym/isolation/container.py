@@ -46,12 +46,14 @@ from functools import cache
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
 
+from autotts_gym.utils.build import pure_python_requested
+
 # Modules the staged runtime holds: (package-relative source, staged path). Controllers
 # import agents.base, autotts_gym.engine.voting (or its alias autotts_gym.voting) and the
 # protocol's names from autotts_gym.engine; the library's own controllers are there too.
 # None of them holds data.
 _RUNTIME_FILES = (
-    *((f"autotts_gym/engine/{m}.py", f"autotts_gym/engine/{m}.py") for m in ("protocol", "controller", "voting", "views", "speedups")),
+    *((f"autotts_gym/engine/{m}.py", f"autotts_gym/engine/{m}.py") for m in ("protocol", "controller", "voting", "views")),
     ("autotts_gym/voting.py", "autotts_gym/voting.py"),
     ("autotts_gym/isolation/wire.py", "autotts_gym/isolation/wire.py"),
     ("autotts_gym/isolation/client.py", "autotts_gym/isolation/client.py"),
@@ -138,14 +140,12 @@ def stage_runtime(folder: Path, source: str) -> Path:
         target = root / "lib" / dst
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(repo / src, target)
-        for suffix in EXTENSION_SUFFIXES:  # its compiled build, if installed
+        for suffix in () if pure_python_requested() else EXTENSION_SUFFIXES:  # its compiled build, if built
             compiled = (repo / src).with_suffix(suffix)
             if compiled.exists():
                 shutil.copyfile(compiled, target.with_suffix(suffix))
     for dst, text in _GENERATED.items():
         (root / "lib" / dst).write_text(text)
-    for ext in (repo / "autotts_gym" / "engine").glob("_speedups*.so"):
-        shutil.copyfile(ext, root / "lib" / "autotts_gym" / "engine" / ext.name)
     (root / "candidate.py").write_text(source, encoding="utf-8")
     # Beta confidences computed here, so the container need not load scipy to vote.
     (root / "confidence.json").write_text(json.dumps(_confidences()))

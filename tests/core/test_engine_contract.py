@@ -74,7 +74,7 @@ def test_budget_tokens_convert_with_floor(question, tokens, intervals):
     assert episode(question, budget_tokens=tokens).budget == intervals
 
 
-def test_a_budget_in_tokens_binds_like_its_floor(question, engine_path):
+def test_a_budget_in_tokens_binds_like_its_floor(question):
     e = episode(question, budget_tokens=299)  # 2 intervals
     e.open_and_probe_many(2)
     with pytest.raises(BudgetExceeded):
@@ -84,7 +84,7 @@ def test_a_budget_in_tokens_binds_like_its_floor(question, engine_path):
 
 # ------------------------------------------------- every composite with kappa > 0
 @pytest.mark.parametrize("kappa", KAPPAS)
-def test_probe(question, engine_path, kappa):
+def test_probe(question, kappa):
     e = episode(question, budget_intervals=1 + kappa, kappa_probe=kappa)
     e.branch()
     assert e.probe(0) == ONE
@@ -100,7 +100,7 @@ def test_probe(question, engine_path, kappa):
 
 
 @pytest.mark.parametrize("kappa", KAPPAS)
-def test_open_and_probe(question, engine_path, kappa):
+def test_open_and_probe(question, kappa):
     e = episode(question, budget_intervals=1 + kappa, kappa_probe=kappa)
     assert e.open_and_probe() == (0, ONE)
     check_cost(e, kappa, 1 + kappa)
@@ -124,7 +124,7 @@ def test_open_and_probe(question, engine_path, kappa):
 
 
 @pytest.mark.parametrize("kappa", KAPPAS)
-def test_open_and_probe_many(question, engine_path, kappa):
+def test_open_and_probe_many(question, kappa):
     e = episode(question, budget_intervals=2 + 2 * kappa, kappa_probe=kappa)
     assert e.open_and_probe_many(2) == [ONE, TWO]
     check_cost(e, kappa, 2 + 2 * kappa)
@@ -140,7 +140,7 @@ def test_open_and_probe_many(question, engine_path, kappa):
 
 
 @pytest.mark.parametrize("kappa", KAPPAS)
-def test_continue_and_probe(question, engine_path, kappa):
+def test_continue_and_probe(question, kappa):
     e = episode(question, budget_intervals=2 + 2 * kappa, kappa_probe=kappa)
     e.open_and_probe()
     assert e.continue_and_probe(0) == TWO
@@ -158,7 +158,7 @@ def test_continue_and_probe(question, engine_path, kappa):
 
 
 @pytest.mark.parametrize("kappa", KAPPAS)
-def test_continue_and_probe_many(question, engine_path, kappa):
+def test_continue_and_probe_many(question, kappa):
     full = 4 + 4 * kappa  # two branches opened and probed, then each stepped and probed
     e = episode(question, budget_intervals=full, kappa_probe=kappa)
     e.open_and_probe_many(2)
@@ -175,7 +175,7 @@ def test_continue_and_probe_many(question, engine_path, kappa):
 
 
 @pytest.mark.parametrize("kappa", KAPPAS)
-def test_continue_and_probe_many_bursts(question, engine_path, kappa):
+def test_continue_and_probe_many_bursts(question, kappa):
     e = episode(question, budget_intervals=3 + 3 * kappa, kappa_probe=kappa)
     e.open_and_probe()
     assert e.continue_and_probe_many([0], [2]) == [THREE]
@@ -191,7 +191,7 @@ def test_continue_and_probe_many_bursts(question, engine_path, kappa):
 
 
 @pytest.mark.parametrize("kappa", KAPPAS)
-def test_read_whole(question, engine_path, kappa):
+def test_read_whole(question, kappa):
     # One probed branch, then b1 read whole: 3 intervals, charged its total of 150.
     e = episode(question, budget_intervals=4 + kappa, kappa_probe=kappa)
     e.open_and_probe()
@@ -209,7 +209,7 @@ def test_read_whole(question, engine_path, kappa):
 
 
 @pytest.mark.parametrize("kappa", KAPPAS)
-def test_read_whole_many(question, engine_path, kappa):
+def test_read_whole_many(question, kappa):
     e = episode(question, budget_intervals=5 + kappa, kappa_probe=kappa)
     e.open_and_probe()
     assert e.read_whole_many(2) == [TWO, ONE]  # b1 (3 intervals) and b2 (1)
@@ -228,7 +228,7 @@ def test_read_whole_many(question, engine_path, kappa):
 # ------------------------------------------------------------------ token accounting
 @pytest.mark.parametrize("budget", [None, 100])  # a budget takes the checked Python path
 @pytest.mark.parametrize("b", range(len(POOL)))
-def test_stepwise_read_charges_max_of_total_and_probes(question, engine_path, budget, b):
+def test_stepwise_read_charges_max_of_total_and_probes(question, budget, b):
     e = episode(question, order=(b,), budget_intervals=budget)
     e.open_and_probe()
     while e.is_active(0):
@@ -252,7 +252,7 @@ def test_stepwise_read_charges_max_of_total_and_probes(question, engine_path, bu
 
 
 @pytest.mark.parametrize("budget", [None, 100])
-def test_whole_reads_charge_exactly_the_total(question, engine_path, budget):
+def test_whole_reads_charge_exactly_the_total(question, budget):
     totals = [total for _, total, _ in POOL]
     e = episode(question, budget_intervals=budget)
     for b in range(len(POOL)):
@@ -267,7 +267,7 @@ def test_whole_reads_charge_exactly_the_total(question, engine_path, budget):
     assert e.answer().tokens == sum(totals)
 
 
-def test_mixed_episode_tokens_and_cost(question, engine_path):
+def test_mixed_episode_tokens_and_cost(question):
     e = episode(question, order=(0, 1, 2, 3), kappa_probe=0.5)
     e.open_and_probe_many(2)  # b0, b1 at depth 1
     e.continue_and_probe_many([1, 1])  # b1: depth 2 (probe), then finishes (+0)
@@ -279,7 +279,7 @@ def test_mixed_episode_tokens_and_cost(question, engine_path):
 
 
 # ------------------------------------------------------------------------- prune
-def test_prune_keeps_depth_and_revealed_answers(question, engine_path):
+def test_prune_keeps_depth_and_revealed_answers(question):
     e = episode(question)
     e.open_and_probe_many(2)
     assert e.continue_and_probe(0) == TWO
@@ -292,14 +292,14 @@ def test_prune_keeps_depth_and_revealed_answers(question, engine_path):
 
 # ------------------------------------------------------------- default aggregate
 @pytest.mark.parametrize("order, winner", [((0, 2), THREE), ((2, 0), ONE)])
-def test_aggregate_ties_go_to_the_first_finished(question, engine_path, order, winner):
+def test_aggregate_ties_go_to_the_first_finished(question, order, winner):
     e = episode(question, order=order)
     e.read_whole_many(2)  # finals "3" and "1": one vote each
     assert e.finished_vote() == (winner, 1, 1)
     assert e.answer().answer == winner
 
 
-def test_aggregate_follows_finishing_not_opening_order(question, engine_path):
+def test_aggregate_follows_finishing_not_opening_order(question):
     e = episode(question, order=(0, 3))
     e.open_and_probe_many(2)  # b0 and b3 at depth 1
     e.continue_and_probe(1)  # b3 finishes first: "1"
@@ -308,7 +308,7 @@ def test_aggregate_follows_finishing_not_opening_order(question, engine_path):
     assert e.answer().answer == ONE
 
 
-def test_aggregate_without_finals_ignores_pruned_branches(question, engine_path):
+def test_aggregate_without_finals_ignores_pruned_branches(question):
     e = episode(question, order=(0, 1))
     assert e.open_and_probe_many(2) == [ONE, TWO]
     e.prune(0)
