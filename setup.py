@@ -18,6 +18,10 @@ COMPILED = [
     "autotts_gym/engine/voting.py",
     "autotts_gym/engine/views.py",
     "autotts_gym/engine/episode.py",
+    # The isolated controller's channel: both sides of every request.
+    "autotts_gym/isolation/wire.py",
+    "autotts_gym/isolation/broker.py",
+    "autotts_gym/isolation/client.py",
 ]
 
 
