@@ -187,12 +187,10 @@ class Episode(BranchViews):
         self._budget = budget_intervals
         self._kappa = kappa_probe
         self._aggregate = aggregate or default_aggregate
-        cls = type(self)  # a backend that reads its data on demand overrides the hooks
-        self._hooked = (
-            cls.before_step is not Episode.before_step
-            or cls.before_probe is not Episode.before_probe
-            or cls.before_whole is not Episode.before_whole
-        )
+        # A backend whose data is decoded on demand or may be missing defines hooks the
+        # engine calls before it reads a branch's data: before_step(j, depth),
+        # before_probe(j, depth), before_whole(pool_branch) (autotts_gym.engine.recorded).
+        self._hooked = hasattr(self, "before_step")
         self.result: EpisodeResult | None = None
         self.trace: list[dict[str, Any]] | None = [] if trace else None
 
@@ -291,19 +289,6 @@ class Episode(BranchViews):
     def answer_text(self, answer: int) -> str:
         """The string of an interned answer id (``""`` for -1)."""
         return self.question.vocab[answer] if answer >= 0 else ""
-
-    # =============================================================== hooks
-    # Called before the engine reads a branch's data; no-ops here. A backend whose data
-    # is decoded on demand (collection.live) or may be missing (a recorded store,
-    # autotts_gym.engine.recorded) overrides them; the engine calls them only then.
-    def before_step(self, j: int, depth: int) -> None:
-        """Called before branch j (opened, in the pool list) is decoded to ``depth``."""
-
-    def before_probe(self, j: int, depth: int) -> None:
-        """Called before the probe answer of branch j at ``depth`` is read."""
-
-    def before_whole(self, branch: int) -> None:
-        """Called before pool branch ``branch`` is read whole."""
 
     # ============================================================== checks
     def _fits(self, extra: float) -> bool:

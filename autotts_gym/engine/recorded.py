@@ -1,7 +1,7 @@
 """Episodes whose data may be missing: a hook before every read, and the recorded-run check.
 
-:class:`HookedEpisode` is the engine's :class:`~autotts_gym.engine.Episode` for backends
-that override its three hooks, which the engine calls before it reads a branch's data:
+:class:`HookedEpisode` is the engine's :class:`~autotts_gym.engine.Episode` with three
+hooks, which the engine calls before it reads a branch's data:
 :meth:`~HookedEpisode.before_step` (the next interval), :meth:`~HookedEpisode.before_probe`
 (a probe answer) and :meth:`~HookedEpisode.before_whole` (a whole branch). The accounting
 stays the engine's.
@@ -36,12 +36,22 @@ def is_recorded(split: object) -> bool:
 
 
 class HookedEpisode(Episode):
-    """The engine's Episode for backends that override its data hooks
-    (:meth:`~autotts_gym.engine.Episode.before_step`, ``before_probe``, ``before_whole``;
-    see the module docstring). Takes :class:`~autotts_gym.engine.Episode`'s arguments.
+    """The engine's Episode with hooks before every data read (see the module docstring):
+    the engine calls them when its class defines them.
+
+    Takes :class:`~autotts_gym.engine.Episode`'s arguments.
     """
 
     __slots__ = ()
+
+    def before_step(self, j: int, depth: int) -> None:
+        """Called before branch j (opened, in the pool list) is decoded to ``depth``."""
+
+    def before_probe(self, j: int, depth: int) -> None:
+        """Called before the probe answer of branch j at ``depth`` is read."""
+
+    def before_whole(self, branch: int) -> None:
+        """Called before pool branch ``branch`` is read whole."""
 
 
 class RecordedEpisode(HookedEpisode):
