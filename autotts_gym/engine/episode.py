@@ -136,6 +136,7 @@ class Episode(BranchViews):
         "_budget",
         "_kappa",
         "_aggregate",
+        "_hooked",
         "result",
         "trace",
     )
@@ -186,6 +187,10 @@ class Episode(BranchViews):
         self._budget = budget_intervals
         self._kappa = kappa_probe
         self._aggregate = aggregate or default_aggregate
+        # A backend whose data is decoded on demand or may be missing defines hooks the
+        # engine calls before it reads a branch's data: before_step(j, depth),
+        # before_probe(j, depth), before_whole(pool_branch) (autotts_gym.engine.recorded).
+        self._hooked = hasattr(self, "before_step")
         self.result: EpisodeResult | None = None
         self.trace: list[dict[str, Any]] | None = [] if trace else None
 
@@ -347,11 +352,14 @@ class Episode(BranchViews):
     def _step(self, j: int) -> int:
         # Decode one interval of active branch j: its new depth, or 0 if the step after
         # its last probe finished it (revealing its final answer).
+        if self._hooked:
+            self.before_step(j, self._depth[j] + 1)
         with cython.boundscheck(False), cython.wraparound(False):
             b = self._pool[j]
             d = self._depth[j] + 1
             self._depth[j] = d
-        if d <= self._num_probes[b]:
+        probes = self._num_probes[b]
+        if d <= probes:
             return d
         tokens_at = self._tokens_at[b]
         self._finish_tokens += tokens_at[d] - tokens_at[d - 1]
@@ -377,14 +385,17 @@ class Episode(BranchViews):
 
     def _probe(self, j: int, d: int) -> int:
         # Reveal the answer of active branch j at its current depth d.
+        if self._hooked:
+            self.before_probe(j, d)
         with cython.boundscheck(False), cython.wraparound(False):
             b = self._pool[j]
         answer = self._answer_at[b][d]
         with cython.boundscheck(False), cython.wraparound(False):
-            self._probed_at[j] = d
+            depth = self._depth[j]  # d, as the int object _step stored
+            self._probed_at[j] = depth
             self._latest[j] = answer
         self._probe_log.append(j)
-        self._probe_log.append(d)
+        self._probe_log.append(depth)
         if self.trace is not None:
             self._record("PROBE", j, answer)
         return answer
@@ -554,6 +565,8 @@ class Episode(BranchViews):
     def _read_whole(self) -> int:
         self._require_open("READ_WHOLE")
         b = self.order[len(self._pool)]
+        if self._hooked:
+            self.before_whole(b)
         steps = self._num_probes[b] + 1
         if self._budget is not None:
             self._require_budget(steps, "READ_WHOLE")

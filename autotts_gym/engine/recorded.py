@@ -1,9 +1,10 @@
 """Episodes whose data may be missing: a hook before every read, and the recorded-run check.
 
 :class:`HookedEpisode` is the engine's :class:`~autotts_gym.engine.Episode` with three
-hooks called before the engine reads a branch's data: :meth:`~HookedEpisode.before_step` (the next interval),
-:meth:`~HookedEpisode.before_probe` (a probe answer) and
-:meth:`~HookedEpisode.before_whole` (a whole branch). The accounting stays the engine's.
+hooks, which the engine calls before it reads a branch's data:
+:meth:`~HookedEpisode.before_step` (the next interval), :meth:`~HookedEpisode.before_probe`
+(a probe answer) and :meth:`~HookedEpisode.before_whole` (a whole branch). The accounting
+stays the engine's.
 The live backend (``collection.live``) decodes the missing piece in these hooks.
 
 :class:`RecordedEpisode` replays a store written by a live run (``autotts run``): only
@@ -35,14 +36,14 @@ def is_recorded(split: object) -> bool:
 
 
 class HookedEpisode(Episode):
-    """The engine's Episode with hooks before every data read (see the module docstring).
+    """The engine's Episode with hooks before every data read (see the module docstring):
+    the engine calls them when its class defines them.
 
     Takes :class:`~autotts_gym.engine.Episode`'s arguments.
     """
 
     __slots__ = ()
 
-    # ---------------------------------------------------------------- hooks
     def before_step(self, j: int, depth: int) -> None:
         """Called before branch j (opened, in the pool list) is decoded to ``depth``."""
 
@@ -51,29 +52,6 @@ class HookedEpisode(Episode):
 
     def before_whole(self, branch: int) -> None:
         """Called before pool branch ``branch`` is read whole."""
-
-    # ----------------------------------------- the engine's data accesses
-    # Every action steps and probes through _step and _probe (overridable in the
-    # compiled build too: episode.pxd declares them cpdef).
-    def _step(self, j: int) -> int:
-        self.before_step(j, self._depth[j] + 1)
-        return super()._step(j)
-
-    def _probe(self, j: int, d: int) -> int:
-        self.before_probe(j, d)
-        return super()._probe(j, d)
-
-    def read_whole(self) -> tuple[int, int]:
-        """The engine's READ_WHOLE, after :meth:`before_whole` on the next branch."""
-        if self.result is None and len(self._pool) < len(self.order):
-            self.before_whole(self.order[len(self._pool)])
-        return super().read_whole()
-
-    def read_whole_many(self, n: int) -> list[int]:
-        """:meth:`read_whole` ``n`` times; the final answers in reading order."""
-        if n < 0:
-            raise ValueError(f"read_whole_many: n must be >= 0, got {n}")
-        return [self.read_whole()[1] for _ in range(n)]
 
 
 class RecordedEpisode(HookedEpisode):
