@@ -15,6 +15,11 @@ those files. In the store, pool branch ``b`` of a question holds:
   (still 0 tokens, so replay refuses to open it), which keeps ``ERR`` in the question's
   vocabulary: a live episode knows ``no_answer_id`` from the start, and so does replay.
 
+Answer ids are the live run's: each pool file keeps its question's vocabulary in the
+order answers were revealed, and the split's ``extra["answer_order"]`` numbers them first
+(see :class:`~autotts_gym.data.store.Split`), so ``answer`` columns and every controller
+that breaks ties by id (a PPO policy's observation) agree between the run and its replay.
+
 The split's metadata marks it as recorded (``extra["live_run"]``), so
 ``autotts evaluate`` replays it with :class:`~autotts_gym.recorded.RecordedEpisode`:
 the same controller, seeds and budget replay the live run's actions exactly; any other
