@@ -129,8 +129,9 @@ class QuestionData:
 
 
 # Key of ``SplitInfo.extra``: per question (by position), answers that take the first ids
-# in that order (the rest follow in first-seen order). A live run records the order its
-# answers were revealed in (its ids), so that replay numbers them as the run did.
+# in that order, whether or not a branch holds them (the rest follow in first-seen order).
+# A live run records its vocabulary in the order answers were revealed (its ids, ``ERR``
+# first), so that replay numbers them as the run did.
 ANSWER_ORDER_KEY = "answer_order"
 
 
@@ -146,8 +147,7 @@ def _in_answer_order(
     probe_ids, final_ids = np.array(probe_ids, np.int32), np.array(final_ids, np.int32)
     out = []
     for q, vocab in enumerate(vocabs):
-        known = set(vocab)
-        first = [a for a in (order[q] if q < len(order) else ()) if a in known]
+        first = order[q] if q < len(order) else ()
         renumbered = tuple(dict.fromkeys([*first, *vocab]))
         if renumbered != vocab:
             index = {a: i for i, a in enumerate(renumbered)}
@@ -165,7 +165,7 @@ class Split:
 
     Answer ids number each question's answers in first-seen order (probes of branch 0,
     its final, branch 1, ...), after the answers ``info.extra["answer_order"]`` lists
-    for that question, if any.
+    for that question, if any (those take the first ids, even one no branch holds).
 
     Args:
         info: the split's metadata.
