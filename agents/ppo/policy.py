@@ -148,11 +148,19 @@ class PolicyController(Controller):
                     f"and can open {episode.num_available} > max_branches={n}; start the policy on a fresh episode"
                 )
             episode.order = episode.order[:n]
+        # A live episode decodes what the mask reads before each observation (the next
+        # branch's length under a budget), so the policy sees what replay shows it.
+        before_mask = getattr(episode, "before_mask", None)
+        if before_mask is not None:
+            before_mask()
         observer = EpisodeObserver(self.observation_config)
         observer.reset(episode)
         while not episode.done:
             action = self.act(observer.observation, observer.mask)
-            observer.update(apply_action(episode, action, n))
+            touched = apply_action(episode, action, n)
+            if before_mask is not None:
+                before_mask()
+            observer.update(touched)
         return episode.result
 
     def _check_budget(self, episode: Episode) -> None:

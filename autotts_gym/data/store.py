@@ -128,8 +128,44 @@ class QuestionData:
         return len(self.num_probes)
 
 
+# Key of ``SplitInfo.extra``: per question (by position), answers that take the first ids
+# in that order, whether or not a branch holds them (the rest follow in first-seen order).
+# A live run records its vocabulary in the order answers were revealed (its ids, ``ERR``
+# first), so that replay numbers them as the run did.
+ANSWER_ORDER_KEY = "answer_order"
+
+
+def _in_answer_order(
+    order: Sequence[Sequence[str]],
+    branch_offsets: np.ndarray,
+    probe_offsets: np.ndarray,
+    probe_ids: np.ndarray,
+    final_ids: np.ndarray,
+    vocabs: tuple[tuple[str, ...], ...],
+) -> tuple[np.ndarray, np.ndarray, tuple[tuple[str, ...], ...]]:
+    """Renumber each question's answer ids so that ``order[q]``'s answers come first."""
+    probe_ids, final_ids = np.array(probe_ids, np.int32), np.array(final_ids, np.int32)
+    out = []
+    for q, vocab in enumerate(vocabs):
+        first = order[q] if q < len(order) else ()
+        renumbered = tuple(dict.fromkeys([*first, *vocab]))
+        if renumbered != vocab:
+            index = {a: i for i, a in enumerate(renumbered)}
+            new_id = np.array([index[a] for a in vocab], np.int32)
+            b0, b1 = int(branch_offsets[q]), int(branch_offsets[q + 1])
+            p0, p1 = int(probe_offsets[b0]), int(probe_offsets[b1])
+            probe_ids[p0:p1] = new_id[probe_ids[p0:p1]]
+            final_ids[b0:b1] = new_id[final_ids[b0:b1]]
+        out.append(renumbered)
+    return probe_ids, final_ids, tuple(out)
+
+
 class Split:
     """One (model, benchmark) split in columnar form; immutable after construction.
+
+    Answer ids number each question's answers in first-seen order (probes of branch 0,
+    its final, branch 1, ...), after the answers ``info.extra["answer_order"]`` lists
+    for that question, if any (those take the first ids, even one no branch holds).
 
     Args:
         info: the split's metadata.
@@ -164,10 +200,15 @@ class Split:
         self.gold_answers = tuple(gold_answers)
         self.branch_offsets = _frozen(branch_offsets, np.int64)
         self.probe_offsets = _frozen(probe_offsets, np.int64)
+        vocabs = tuple(tuple(v) for v in vocabs)
+        if info.extra.get(ANSWER_ORDER_KEY):
+            probe_ids, final_ids, vocabs = _in_answer_order(
+                info.extra[ANSWER_ORDER_KEY], self.branch_offsets, self.probe_offsets, probe_ids, final_ids, vocabs
+            )
         self.probe_ids = _frozen(probe_ids, np.int32)
         self.final_ids = _frozen(final_ids, np.int32)
         self.total_tokens = _frozen(total_tokens, np.int64)
-        self.vocabs = tuple(tuple(v) for v in vocabs)
+        self.vocabs = vocabs
         self.probe_confidence = (
             None if probe_confidence is None else _frozen(probe_confidence, np.float32)
         )

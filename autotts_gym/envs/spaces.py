@@ -16,8 +16,11 @@ feature ``f`` for branch ``i`` at ``obs[f * N + i]``), then ``GLOBAL_FEATURES``.
 [0, 1]. The *vote* is the latest revealed answer of every unpruned opened branch (a
 finished branch votes with its final answer; ``ERR`` votes like any answer); its *leader*
 is the answer with most votes, ties to the smaller answer id (ids number a question's
-answers in the order they first appear in the stored pool), so the observation depends
-on the state only, never on the order in which it was reached.
+answers in the order they first appear in the stored pool; a live question numbers them
+as they are revealed, and its recorded store keeps those ids), so the observation
+depends on the state only, never on the order in which it was reached. Nothing in it
+depends on the size of the question's vocabulary, which a live question grows as
+answers appear.
 
 :class:`EpisodeObserver` keeps observation and mask up to date incrementally (one
 branch per action, preallocated arrays); the env uses it on its hot path and the pure
@@ -288,11 +291,15 @@ class EpisodeObserver:
         self.mask.fill(False)
         self._active.fill(False)
         self._unprobed.fill(False)
+        # Per-answer arrays: one slot per answer id, then a last slot that stays 0 (the
+        # sentinel, -1: "no answer", reached by the gathers' wrap mode). Sized by the
+        # vocabulary known at reset; a live question interns answers as they appear, so
+        # they grow when a larger id shows up (_grow), which never changes a value.
         vocab_size = len(episode.question.vocab)
-        self._sentinel = vocab_size  # count slot that stays 0: "no answer"
-        self._latest.fill(vocab_size)
+        self._latest.fill(-1)
         self._counts_np = np.zeros(vocab_size + 1, np.float32)  # votes per answer id
         self._is_leader = np.zeros(vocab_size + 1, np.float32)  # 1 at the leader's id
+        self._num_ids = vocab_size  # ids with a slot
         self._counts: dict[int, int] = {}  # the vote: answer -> votes
         self._total = 0
         self._leader = -1
@@ -349,9 +356,21 @@ class EpisodeObserver:
             self._answer_of[j] = answer
             obs[_REVEALED * n + j] = answer >= 0
             obs[_NO_ANSWER * n + j] = answer >= 0 and answer == self._no_answer
-            self._latest[j] = answer if answer >= 0 else self._sentinel
+            if answer >= self._num_ids:
+                self._grow(answer)
+            self._latest[j] = answer
         if vote != self._vote_of[j]:
             self._recount(j, vote)
+
+    def _grow(self, answer: int) -> None:
+        """Give answer ids up to ``answer`` a slot (a live question's vocabulary grows)."""
+        size = max(answer + 1, 2 * self._num_ids)
+        for name in ("_counts_np", "_is_leader"):
+            old = getattr(self, name)
+            new = np.zeros(size + 1, np.float32)
+            new[: self._num_ids] = old[: self._num_ids]
+            setattr(self, name, new)
+        self._num_ids = size
 
     def _status_changed(self, j: int, status: int, answer: int) -> None:
         obs, n = self._obs, self._n

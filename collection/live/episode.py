@@ -203,6 +203,24 @@ class LiveEpisode(HookedEpisode):
         """Decode pool branch ``branch`` to its end."""
         self._ensure_whole((branch,))
 
+    def before_mask(self) -> None:
+        """Decode what the action mask of :mod:`autotts_gym.envs.spaces` needs to agree with
+        replay (a trained policy calls it before each observation).
+
+        Under a budget, the mask's READ_WHOLE bit says whether the next branch fits whole:
+        it reads the branch's length, which a live branch knows once it ended. So the next
+        unopened branch is decoded until it ended or is known not to fit (a branch ``c``
+        chunks in, not ended, needs more than ``c + 1`` intervals: what a recorded store
+        that cut it there says too). Live pays those tokens; the MDP charges nothing.
+        """
+        budget = self.budget
+        j = len(self._pool)
+        if budget is None or self.result is not None or j >= len(self.order):
+            return
+        pool, b = self.live_pool, self.order[j]
+        while not pool.ended[b] and self.cost + (pool.chunks[b] + 1) <= budget:
+            self.ensure((Need(CHUNK, b, pool.chunks[b] + 1),))
+
     # ------------------------- composites: decode all their branches together
     def open_and_probe_many(self, n: int) -> list[int]:
         """:meth:`open_and_probe` ``n`` times; the first intervals and probes of all the

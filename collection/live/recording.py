@@ -15,6 +15,11 @@ those files. In the store, pool branch ``b`` of a question holds:
   (still 0 tokens, so replay refuses to open it), which keeps ``ERR`` in the question's
   vocabulary: a live episode knows ``no_answer_id`` from the start, and so does replay.
 
+Answer ids are the live run's: each pool file keeps its question's vocabulary in the
+order answers were revealed, and the split's ``extra["answer_order"]`` numbers them first
+(see :class:`~autotts_gym.data.store.Split`), so ``answer`` columns and every controller
+that breaks ties by id (a PPO policy's observation) agree between the run and its replay.
+
 The split's metadata marks it as recorded (``extra["live_run"]``), so
 ``autotts evaluate`` replays it with :class:`~autotts_gym.recorded.RecordedEpisode`:
 the same controller, seeds and budget replay the live run's actions exactly; any other
@@ -30,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from autotts_gym.data.store import NO_ANSWER, Split, SplitInfo, Store
+from autotts_gym.data.store import ANSWER_ORDER_KEY, NO_ANSWER, Split, SplitInfo, Store
 from autotts_gym.engine.recorded import NOT_GENERATED, RECORDED_KEY
 from collection.answers import normalize_answer
 from collection.live.pool import QuestionPool
@@ -65,7 +70,7 @@ def save_pool(folder: str | os.PathLike, pool: QuestionPool) -> Path:
     path = folder / f"q{pool.data.index:06d}.json"
     branches = {str(b): [a, t, f, [None if math.isnan(c) else c for c in conf]]
                 for b, (a, t, f, conf) in pool_branches(pool).items()}
-    record = {"question": pool.data.index, "gold": pool.data.gold, "branches": branches}
+    record = {"question": pool.data.index, "gold": pool.data.gold, "vocab": list(pool.data.vocab), "branches": branches}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(record))
     tmp.replace(path)
@@ -90,9 +95,10 @@ def build_recorded_split(
 ) -> Split:
     """The recorded split of a run: every question, every pool branch (see the module
     docstring); ``info.extra`` gets the recorded-run mark."""
-    branches, confidences = [], []
+    branches, confidences, vocabs = [], [], []
     for q in questions:
         saved = pools.get(q.index, {"branches": {}})["branches"]
+        vocabs.append(pools.get(q.index, {}).get("vocab", [NO_ANSWER]))
         rows, confs = [], []
         for b in range(pool_size):
             answers, total, final, conf = saved.get(str(b), ([], 0, NOT_GENERATED, []))
@@ -102,6 +108,7 @@ def build_recorded_split(
         branches.append(rows)
         confidences.append(confs)
     extra = dict(info.extra)
+    extra[ANSWER_ORDER_KEY] = vocabs  # replay numbers answers as the live run did
     extra[RECORDED_KEY] = {
         "not_generated": NOT_GENERATED,
         "questions_recorded": sorted(pools),

@@ -14,11 +14,13 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from agents.registry import make_controller
-from autotts_gym.data.store import Store
+from autotts_gym.data.store import NO_ANSWER, Split, SplitInfo, Store
 from autotts_gym.engine.recorded import NOT_GENERATED, NotRecorded
+from autotts_gym.envs.spaces import ObservationConfig
 from autotts_gym.evaluation.evaluate import evaluate
 from collection.config import CollectConfig
 from collection.generation import Completion, Request
@@ -89,10 +91,10 @@ def _config(questions: Path, out: Path) -> CollectConfig:
                          use_math_verify=False, progress=False)  # fmt: skip
 
 
-def _live_and_replay(tmp_path, questions_file, method, seeds=3, budget=None, kappa=0.0):
+def _live_and_replay(tmp_path, questions_file, method, seeds=3, budget=None, kappa=0.0, name=None, controller=None):
     spec, _, beta = method.partition("@")
-    controller = make_controller(spec, beta=float(beta) if beta else None)
-    out = tmp_path / method.replace("@", "_")
+    controller = controller or make_controller(spec, beta=float(beta) if beta else None)
+    out = tmp_path / (name or method.replace("@", "_"))
     options = LiveOptions(pool_size=POOL, budget_tokens=budget, kappa_probe=kappa)
     summary = live_run(_config(questions_file, out), controller, method, list(range(seeds)), options, out,
                        make_generator=SeededModel, make_prompts=CharPrompts, max_in_flight=4, progress=False)
@@ -305,3 +307,91 @@ def test_servers_resume_each_episode_as_soon_as_its_requests_are_back(questions_
     key = lambda r: (r.question, r.seed)  # noqa: E731
     assert [r.result for r in sorted(served, key=key)] == [r.result for r in sorted(rounds, key=key)]
     assert model.most_in_flight == 6 and not any(r.error for r in served)
+
+
+# ------------------------------------------------------------------ PPO policies
+def _digits_split(seed: int, questions: int = 6) -> Split:
+    """Pools like the fake model's (Delta 8, up to 10 intervals, digit answers, some ERR)."""
+    rng = random.Random(seed)
+    pools = []
+    for _ in range(questions):
+        pool = []
+        for _ in range(POOL):
+            probes = rng.randrange(11)
+            answers = [rng.choice("0123") if rng.random() < 0.8 else NO_ANSWER for _ in range(probes)]
+            final = rng.choice("0123")
+            pool.append((answers, probes * DELTA + rng.randrange(1, DELTA + 1), final))
+        pools.append(pool)
+    info = SplitInfo(model="digits", benchmark="train", interval_tokens=DELTA)
+    return Split.from_lists(info, [f"q{i}" for i in range(questions)], [str(i % 4) for i in range(questions)], pools)
+
+
+@pytest.fixture(scope="module")
+def ppo_models(tmp_path_factory) -> dict:
+    """Two MaskablePPO policies trained for a few hundred steps: without and with a budget."""
+    pytest.importorskip("sb3_contrib")
+    from agents.ppo.config import TrainConfig
+    from agents.ppo.train import train
+
+    root = tmp_path_factory.mktemp("ppo")
+    Store([_digits_split(0)]).save(root / "store")
+    models = {}
+    for budget in (None, 40):
+        config = TrainConfig(store=str(root / "store"), total_timesteps=384, cost_weight=1e-3, budget_tokens=budget,
+                             max_branches=8, n_envs=2, n_steps=64, batch_size=64, n_epochs=2, net_arch=[32, 32],
+                             eval_freq=0, checkpoint_freq=0, seed=1, out=str(root / f"out{budget}"))  # fmt: skip
+        models[budget] = train(config).model
+    return models
+
+
+@pytest.mark.parametrize("budget", [None, 40])
+def test_a_ppo_policy_runs_live_as_in_replay(tmp_path, questions_file, ppo_models, budget):
+    """The policy sees the same observations and masks live (answer ids interned as they
+    appear, the vocabulary growing; under a budget the next branch's length) as in replay."""
+    method = f"ppo:{ppo_models[budget]}"
+    summary, live, replay = _live_and_replay(tmp_path, questions_file, method, budget=budget, name="ppo")
+    assert summary.failed == 0 and summary.episodes == 15
+    assert set(live) == set(replay)
+    for key, row in live.items():
+        for field in (*COMPARED, "answer"):  # the recorded store keeps the live answer ids
+            assert str(row[field]) == str(replay[key][field]), (budget, key, field)
+    # The policy acts (opens and reads branches), so the comparison is not trivial.
+    assert sum(int(r["actions"]) for r in live.values()) > 2 * len(live)
+
+
+def _noisy_policy(seed: int, budget: float | None, max_branches: int = 8):
+    """Logits: a random two-layer map of the observation plus noise drawn with the
+    observation as the seed (stateless: live episodes run concurrently), so the policy
+    opens, continues, probes, prunes and reads whole in varied ways, every choice made
+    from the observation and the mask alone."""
+    pytest.importorskip("torch")  # agents.ppo.policy imports it
+    from agents.ppo.policy import PolicyController
+
+    config = ObservationConfig(max_branches, depth_scale=11.0)
+    rng = np.random.default_rng(seed)
+    hidden = rng.normal(scale=3.0, size=(32, config.observation_size))
+    head = rng.normal(size=(config.num_actions, 32))
+    answer_bias = np.zeros(config.num_actions)
+    answer_bias[0] = -2.5  # ANSWER less often: longer episodes
+
+    def logits(obs: np.ndarray) -> np.ndarray:
+        noise = np.random.default_rng(list(obs.view(np.uint32))).normal(size=len(head))
+        return 0.3 * head @ np.tanh(hidden @ obs - 1.0) + noise + answer_bias
+
+    return PolicyController(
+        logits, config, budget_intervals_of=lambda delta: None if budget is None else budget // delta
+    )
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("budget", [None, 48])
+def test_a_policy_over_the_observation_runs_live_as_in_replay(tmp_path, questions_file, seed, budget):
+    summary, live, replay = _live_and_replay(tmp_path, questions_file, "policy", budget=budget, name="policy",
+                                             controller=_noisy_policy(seed, budget))  # fmt: skip
+    assert summary.failed == 0 and summary.episodes == 15
+    assert set(live) == set(replay)
+    for key, row in live.items():
+        for field in (*COMPARED, "answer"):
+            assert str(row[field]) == str(replay[key][field]), (seed, budget, key, field)
+    # The policy acts in varied ways (not only ANSWER), so the comparison is not trivial.
+    assert sum(int(r["actions"]) for r in live.values()) > 2 * len(live)

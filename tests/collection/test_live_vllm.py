@@ -7,7 +7,7 @@ serves the whole module.
 
 Covered: a live run replays to the same records (answers, tokens, sequential tokens,
 probes, actions, stop reasons) for SC, ASC, ESC, Parallel-Probe, CMC and DSR-L at two betas
-each; live token counts are the tokens vLLM returned; budgets refuse as in replay;
+each, and for a small trained PPO policy (with and without a budget); live token counts are the tokens vLLM returned; budgets refuse as in replay;
 ``autotts run --endpoint`` against a real server gives the in-process run's records; an
 endpoint killed mid-run is a recorded failure and the run resumes once it is back; the
 async :class:`~collection.live.service.LiveService` answers concurrent questions.
@@ -110,6 +110,34 @@ def test_a_live_run_replays_to_the_same_records(engine, tiny_model, questions_fi
     assert summary.failed == 0 and summary.episodes == NUM_QUESTIONS * SEEDS
     assert summary.cached_prompt_tokens is not None and summary.cached_prompt_tokens > 0  # the prefix cache served
     _assert_replay_equals_live(controller, out, live)
+
+
+@pytest.mark.parametrize("budget", [None, 64])
+def test_a_ppo_policy_runs_live_as_in_replay(engine, tiny_model, questions_file, scratch, tmp_path_factory, budget):
+    """A MaskablePPO policy trained for a few hundred steps (on a synthetic store of this
+    Delta) runs live and replays to the same records, answer ids included."""
+    pytest.importorskip("sb3_contrib")
+    from agents.ppo.config import TrainConfig
+    from agents.ppo.train import train
+    from autotts_gym.data.store import Split, SplitInfo
+
+    root = tmp_path_factory.mktemp("ppo")
+    pools = [[([("1", "2", "ERR")[(i + q + b) % 3] for i in range((q * b) % 11)], DELTA * ((q * b) % 11) + 5,
+               str(b % 3)) for b in range(POOL)] for q in range(6)]  # fmt: skip
+    info = SplitInfo(model="synthetic", benchmark="train", interval_tokens=DELTA)
+    Store([Split.from_lists(info, [f"q{q}" for q in range(6)], ["1"] * 6, pools)]).save(root / "store")
+    config = TrainConfig(store=str(root / "store"), total_timesteps=256, cost_weight=1e-3, budget_tokens=budget,
+                         max_branches=8, n_envs=2, n_steps=64, batch_size=64, n_epochs=2, net_arch=[32, 32],
+                         eval_freq=0, checkpoint_freq=0, seed=1 if budget is None else 2,  # seeds whose policies act
+                         out=str(root / "out"))  # fmt: skip
+    method = f"ppo:{train(config).model}"
+    out = scratch / "live" / f"ppo-{budget}"
+    controller, summary, live = _live(engine, tiny_model, questions_file, out, method, budget=budget)
+    assert summary.failed == 0 and summary.episodes == NUM_QUESTIONS * SEEDS
+    _assert_replay_equals_live(controller, out, live, budget=budget)
+    [replay] = evaluate(controller, out / "store", seeds=SEEDS, budget_tokens=budget, workers=1)
+    assert {(r["question"], r["seed"]): str(r["answer"]) for r in replay.rows()} == {k: r["answer"] for k, r in live.items()}
+    assert sum(int(r["actions"]) for r in live.values()) > 2 * len(live)  # the policy does more than ANSWER
 
 
 def test_live_tokens_are_the_tokens_vllm_returned(engine, tiny_model, questions_file, scratch):

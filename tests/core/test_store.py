@@ -562,3 +562,17 @@ def test_a_saved_store_has_the_usual_mode(tmp_path):
         assert folder.stat().st_mode & 0o777 == 0o775
     finally:
         os.umask(old)
+
+
+def test_answer_order_numbers_those_answers_first_and_survives_a_save(tmp_path):
+    pools = [[(["b", "a"], 10, "c"), (["a"], 5, "ERR")], [(["x"], 3, "y")]]
+    info = SplitInfo(model="m", benchmark="b", interval_tokens=5, extra={"answer_order": [["ERR", "c", "a"], ["ERR"]]})
+    split = Split.from_lists(info, ["q0", "q1"], ["a", "y"], pools)
+    assert split.vocabs == (("ERR", "c", "a", "b"), ("ERR", "x", "y"))  # listed answers come first, held or not
+    q = split.question(0)
+    assert [q.vocab[i] for i in q.answer_at[0][1:]] == ["b", "a", "c"] and q.vocab[q.final_answer[1]] == "ERR"
+    assert q.no_answer_id == 0 and q.gold_id == 2 and split.question(1).no_answer_id == 0
+    Store([split]).save(tmp_path / "s")
+    loaded = load_store(str(tmp_path / "s")).select(["m/b"])[0]
+    assert loaded.vocabs == split.vocabs
+    assert np.array_equal(loaded.probe_ids, split.probe_ids) and np.array_equal(loaded.final_ids, split.final_ids)

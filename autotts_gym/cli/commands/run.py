@@ -52,11 +52,6 @@ def run(args: argparse.Namespace) -> int:
         if spec.beta is not None:
             raise ValueError(f"--method {args.method} fixes beta {spec.beta:g}; drop --beta or the @{spec.beta:g}")
         spec = type(spec)(spec.method, args.beta, spec.overrides)
-    if spec.method.startswith("ppo:"):
-        raise ValueError(
-            f"--method {args.method}: PPO policies do not run live yet (their observation is sized by the "
-            "question's answer vocabulary at reset, which a live question does not know in advance)"
-        )
     config = config_from_args(args).validate()
     check_model(config)
     controller = spec.build()
