@@ -210,8 +210,8 @@ class LiveEpisode(HookedEpisode):
         Under a budget, the mask's READ_WHOLE bit says whether the next branch fits whole:
         it reads the branch's length, which a live branch knows once it ended. So the next
         unopened branch is decoded until it ended or is known not to fit (a branch ``c``
-        chunks in, not ended, needs more than ``c + 1`` intervals: what a recorded store
-        that cut it there says too). Live pays those tokens; the MDP charges nothing.
+        chunks in, not ended, needs at least ``c + 1`` intervals, which is what a recorded
+        store that cut it there counts). Live pays those tokens; the MDP charges nothing.
         """
         budget = self.budget
         j = len(self._pool)

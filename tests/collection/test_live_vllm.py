@@ -97,8 +97,8 @@ def _assert_replay_equals_live(controller, out: Path, live: dict, seeds=SEEDS, b
     [replay] = evaluate(controller, out / "store", seeds=seeds, budget_tokens=budget, workers=1)
     rows = {(r["question"], r["seed"]): r for r in replay.rows()}
     assert set(rows) == set(live)
-    for key, row in live.items():
-        assert [row[f] for f in COMPARED] == [str(rows[key][f]) for f in COMPARED], key
+    for key, row in live.items():  # answer: the recorded store keeps the live answer ids
+        assert [row[f] for f in (*COMPARED, "answer")] == [str(rows[key][f]) for f in (*COMPARED, "answer")], key
 
 
 @pytest.mark.parametrize(
@@ -135,8 +135,6 @@ def test_a_ppo_policy_runs_live_as_in_replay(engine, tiny_model, questions_file,
     controller, summary, live = _live(engine, tiny_model, questions_file, out, method, budget=budget)
     assert summary.failed == 0 and summary.episodes == NUM_QUESTIONS * SEEDS
     _assert_replay_equals_live(controller, out, live, budget=budget)
-    [replay] = evaluate(controller, out / "store", seeds=SEEDS, budget_tokens=budget, workers=1)
-    assert {(r["question"], r["seed"]): str(r["answer"]) for r in replay.rows()} == {k: r["answer"] for k, r in live.items()}
     assert sum(int(r["actions"]) for r in live.values()) > 2 * len(live)  # the policy does more than ANSWER
 
 
