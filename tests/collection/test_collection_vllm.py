@@ -32,7 +32,7 @@ from collection.collect import collect
 from collection.config import CollectConfig
 from collection.tiny_model import VLLM_ENGINE_ARGS, tiny_questions
 
-pytestmark = pytest.mark.collect
+pytestmark = [pytest.mark.collect, pytest.mark.usefixtures("cpu_env")]
 
 # vLLM's CPU backend: a KV cache of 1 GiB, paged blocks of 32 tokens, no graph capture,
 # the engine in this process (loads a tiny model in seconds).
@@ -42,32 +42,6 @@ NUM_QUESTIONS = 6
 
 
 # ------------------------------------------------------------------ fixtures
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("vllm")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cpu_env(scratch):
-    """vLLM CPU settings for this module only (restored afterwards)."""
-    values = {
-        "VLLM_CPU_KVCACHE_SPACE": "1",
-        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
-        "OMP_NUM_THREADS": "1",
-        "VLLM_CACHE_ROOT": str(scratch / "vllm-cache"),
-        "TORCHINDUCTOR_CACHE_DIR": str(scratch / "inductor"),
-        "TOKENIZERS_PARALLELISM": "false",
-    }
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    yield values
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-
-
 @pytest.fixture(scope="module")
 def tiny_model(tiny_model_dir, scratch) -> Path:
     """The tiny trained model (``tiny_model_dir`` in tests/conftest.py), named as the checks below expect."""
@@ -260,12 +234,12 @@ def start_vllm_server(
             except OSError:
                 time.sleep(1)
     except BaseException:
-        stop_vllm_server(server)
+        stop_process_group(server)
         raise
 
 
-def stop_vllm_server(server: subprocess.Popen) -> None:
-    """Stop a server started by :func:`start_vllm_server` (its whole process group)."""
+def stop_process_group(server: subprocess.Popen) -> None:
+    """Stop a process started in a session of its own (a server of these tests) and its whole group."""
     if server.poll() is not None:
         return
     os.killpg(server.pid, signal.SIGTERM)
@@ -283,7 +257,7 @@ def vllm_server(tiny_model, scratch):
     try:
         yield port
     finally:
-        stop_vllm_server(server)
+        stop_process_group(server)
 
 
 def test_server_mode_against_a_local_vllm_server(vllm_server, tiny_model, questions_file, scratch, offline_store):

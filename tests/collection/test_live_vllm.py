@@ -35,17 +35,15 @@ from tests.collection.test_collection_vllm import (
     NUM_QUESTIONS,
     _settings,
     start_vllm_server,
-    stop_vllm_server,
+    stop_process_group,
 )
 
-# The collection tests' fixtures: the CPU settings, the scratch folder, the tiny trained
-# model and its question file.
-cpu_env = collection_vllm.cpu_env
-scratch = collection_vllm.scratch
+# The collection tests' fixtures: the tiny trained model and its question file (the CPU
+# settings and the scratch folder are tests/collection/conftest.py's).
 tiny_model = collection_vllm.tiny_model
 questions_file = collection_vllm.questions_file
 
-pytestmark = pytest.mark.live
+pytestmark = [pytest.mark.live, pytest.mark.usefixtures("cpu_env")]
 
 POOL, SEEDS = 16, 2
 COMPARED = ("answer_text", "correct", "tokens", "sequential_tokens", "intervals", "branches_opened", "probes",
@@ -165,7 +163,7 @@ def server(cpu_env, tiny_model, scratch):
     try:
         yield process, port
     finally:
-        stop_vllm_server(process)
+        stop_process_group(process)
 
 
 def test_run_against_a_server_then_kill_it_then_resume(server, engine, tiny_model, questions_file, scratch):
@@ -198,7 +196,7 @@ def test_run_against_a_server_then_kill_it_then_resume(server, engine, tiny_mode
         async def _settle(self, requests):  # one episode's batch
             KillAfter.calls += 1
             if KillAfter.calls == 40:
-                stop_vllm_server(process)
+                stop_process_group(process)
             return await super()._settle(requests)
 
     killed = scratch / "live" / "killed"
@@ -213,7 +211,7 @@ def test_run_against_a_server_then_kill_it_then_resume(server, engine, tiny_mode
         resumed = live_run(config, controller, "cmc@0.5", list(range(SEEDS)), LiveOptions(pool_size=POOL), killed,
                            progress=False)  # fmt: skip
     finally:
-        stop_vllm_server(restarted)
+        stop_process_group(restarted)
     assert resumed.failed == 0 and resumed.episodes == NUM_QUESTIONS * SEEDS
     assert {k: r["tokens"] for k, r in _rows(killed / "records.csv").items()} == {
         k: r["tokens"] for k, r in local.items()

@@ -28,10 +28,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from collection.tiny_model import tiny_questions, vllm_cpu_env, write_tiny_questions
-from tests.collection.test_collection_vllm import start_vllm_server, stop_vllm_server
+from collection.tiny_model import tiny_questions, write_tiny_questions
+from tests.collection.test_collection_vllm import start_vllm_server, stop_process_group
 
-pytestmark = pytest.mark.serve
+pytestmark = [pytest.mark.serve, pytest.mark.usefixtures("cpu_env")]
 
 KEY = "serve-test-key"
 # vLLM's CPU backend cannot split a seeded prompt over two engine steps ("CPU Generator does
@@ -46,25 +46,6 @@ QUESTIONS = tiny_questions()
 
 
 # ------------------------------------------------------------------ fixtures
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("serve")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cpu_env(scratch):
-    """vLLM CPU settings for this module only (restored afterwards)."""
-    values = {**vllm_cpu_env(scratch), "HF_HUB_OFFLINE": "1"}
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    yield values
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
-
-
 class Upstream:
     """The upstream vLLM server; a test may kill it and start it again on the same port."""
 
@@ -99,7 +80,7 @@ def upstream(tiny_model_dir, scratch, cpu_env):
     try:
         yield server
     finally:
-        stop_vllm_server(server.process)
+        stop_process_group(server.process)
 
 
 def _free_port() -> int:
@@ -128,16 +109,6 @@ def start_serve(model: Path, upstream_url: str, log: Path, *flags: str) -> tuple
             time.sleep(0.5)
 
 
-def stop_serve(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def serve(tiny_model_dir, upstream, scratch):
     process, url = start_serve(tiny_model_dir, upstream.url, scratch / "serve.log", "--api-key", KEY,
@@ -145,7 +116,7 @@ def serve(tiny_model_dir, upstream, scratch):
     try:
         yield url
     finally:
-        stop_serve(process)
+        stop_process_group(process)
     log = (scratch / "serve.log").read_text()
     # A clean shutdown: uvicorn ends on SIGTERM by re-raising it, after closing everything.
     assert process.returncode in (0, -signal.SIGTERM) and "Traceback" not in log, log[-3000:]
@@ -400,7 +371,7 @@ def test_beyond_max_inflight_a_429_with_retry_after(tiny_model_dir, upstream, sc
             assert running.status_code == 200
         client(url).chat.completions.create(model="tiny", messages=ask(4), extra_body={"autotts": {"budget_tokens": 64}})
     finally:
-        stop_serve(process)
+        stop_process_group(process)
 
 
 def test_upstream_killed_and_restarted_mid_run(serve, upstream):

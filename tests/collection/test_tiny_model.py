@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 
 import pytest
 
@@ -24,32 +23,12 @@ from collection.tiny_model import (
     build_tiny_model,
     measure_tiny_model,
     tiny_questions,
-    vllm_cpu_env,
     write_tiny_questions,
 )
 
-pytestmark = pytest.mark.collect
+pytestmark = [pytest.mark.collect, pytest.mark.usefixtures("cpu_env")]
 
 NUM_QUESTIONS, SAMPLES, TEMPERATURE, MAX_TOKENS, DELTA = 8, 16, 0.7, 256, 16
-
-
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory):
-    return tmp_path_factory.mktemp("tiny-vllm")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cpu_env(scratch):
-    """vLLM CPU settings for this module only (restored afterwards)."""
-    values = vllm_cpu_env(scratch)
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    yield values
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
 
 
 @pytest.fixture(scope="module")
